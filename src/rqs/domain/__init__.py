@@ -1,0 +1,1 @@
+"""The pure core of rqs: event model, type catalog, topics. No I/O here."""

@@ -1,0 +1,144 @@
+"""The storage contract: domain operations every backend implements.
+
+Backends: ``rqs.storage.sqlite`` (embedded default) and ``rqs.storage.postgres``.
+``tests/contract`` holds the behaviour tests that every backend must pass.
+
+Invariants every backend keeps:
+
+* Each domain has its own index, starting at 1, gapless, assigned in commit order: once
+  a reader has seen index N, no event with an index below N can appear later.
+* ``append`` is all or nothing and durable when it returns.
+* Re-appending an event whose ``ext_id`` is stored reports the original index, stores
+  nothing. Duplicates within one batch resolve to the first occurrence.
+* ``received_at`` never decreases with the index within a domain, so a time range is an
+  index range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rqs.domain.events import NewEvent, StoredEvent
+from rqs.domain.selectors import EVERYTHING, Selector
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    indexes: list[int]  # for each item sent, the index it has now (new or original)
+    stored: int  # how many were new
+    received_at: int  # Unix microseconds stamped on the new events
+
+    @property
+    def duplicates(self) -> int:
+        return len(self.indexes) - self.stored
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    after: int = 0  # exclusive lower bound on index
+    through: int | None = None  # inclusive upper bound on index
+    selector: Selector = EVERYTHING
+    campaign: str | None = None  # campaign id or name
+    since: int | None = None  # received_at lower bound, inclusive, Unix microseconds
+    until: int | None = None  # received_at upper bound, exclusive
+    limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    oldest: int | None  # smallest retained index, None when nothing is retained
+    newest: int  # largest index ever assigned (0 before the first event)
+    purged_through: int  # every index <= this has been removed by retention
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCount:
+    type: str
+    channel: str
+    retained: int
+    ingested: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    name: str
+    scope: str  # ingest | read | admin
+    domain: str
+    secret_hash: str
+    created_at: int  # Unix microseconds
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    domain: str
+    name: str
+    types: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    created_at: int = 0
+
+
+@dataclass(slots=True)
+class CursorState:
+    position: int  # last index delivered through this cursor
+    polled: int = 0  # events delivered through this cursor, ever
+    skipped: int = 0  # events retention removed before this cursor reached them
+
+
+class CursorLease(Protocol):
+    """Exclusive hold on one server-managed cursor, across processes."""
+
+    state: CursorState
+
+    async def commit(self, position: int, delivered: int, skipped: int = 0) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DomainInfo:
+    name: str
+    bounds: Bounds
+    counts: list[TypeCount] = field(default_factory=list)
+
+
+class Storage(Protocol):
+    backend: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+
+    # schema
+    async def upgrade(self) -> list[str]: ...  # applies pending migrations, returns their names
+    async def pending_migrations(self) -> list[str]: ...
+
+    # events
+    async def append(self, domain: str, events: Sequence[NewEvent]) -> AppendResult: ...
+    def scan(
+        self, domain: str, query: EventQuery, chunk: int = 5_000
+    ) -> AsyncIterator[list[StoredEvent]]: ...
+    async def get_event(self, domain: str, index: int) -> StoredEvent | None: ...
+    async def bounds(self, domain: str) -> Bounds: ...
+    async def counts(self, domain: str) -> list[TypeCount]: ...
+    async def domains(self) -> list[str]: ...
+    async def purge_step(self, cutoff: int, max_rows: int) -> int: ...
+
+    # keys
+    async def create_key(self, key: ApiKey) -> None: ...
+    async def get_key(self, key_id: str) -> ApiKey | None: ...
+    async def list_keys(self) -> list[ApiKey]: ...
+    async def revoke_key(self, key_id: str, at: int) -> bool: ...
+
+    # topics
+    async def create_topic(self, topic: Topic) -> None: ...  # Conflict if it exists
+    async def get_topic(self, domain: str, name: str) -> Topic | None: ...
+    async def list_topics(self, domain: str) -> list[Topic]: ...
+    async def delete_topic(self, domain: str, name: str) -> bool: ...
+
+    # server-managed cursors
+    def lease_cursor(
+        self, key_id: str, domain: str, name: str
+    ) -> AbstractAsyncContextManager[CursorLease]: ...
+    async def cursor_state(self, key_id: str, domain: str, name: str) -> CursorState | None: ...

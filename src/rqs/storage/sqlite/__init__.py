@@ -1,0 +1,3 @@
+from rqs.storage.sqlite.store import SqliteStorage
+
+__all__ = ["SqliteStorage"]

@@ -1,0 +1,77 @@
+"""Opening SQLite connections with rqs' embedded defaults, and applying migrations."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+from pathlib import Path
+
+import apsw
+
+BUSY_TIMEOUT_MS = 10_000
+MIGRATIONS_PACKAGE = "rqs.storage.sqlite"
+
+
+def connect(path: Path, synchronous: str = "FULL", *, readonly: bool = False) -> apsw.Connection:
+    """A connection in WAL mode. ``synchronous=FULL`` makes every commit durable on return."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    conn = apsw.Connection(str(path), flags=flags)
+    conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
+    conn.execute("PRAGMA foreign_keys = OFF")
+    # A large page cache keeps the right edge of the table and its index hot while ingesting.
+    conn.execute("PRAGMA cache_size = -131072")
+    # Fewer, larger checkpoints: each one rewrites pages, so batching them is cheaper.
+    conn.execute("PRAGMA wal_autocheckpoint = 20000")
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
+def available_migrations() -> list[tuple[str, str]]:
+    folder = resources.files(MIGRATIONS_PACKAGE).joinpath("migrations")
+    found = sorted(
+        (entry.name.removesuffix(".sql"), entry.read_text("utf-8"))
+        for entry in folder.iterdir()
+        if entry.name.endswith(".sql")
+    )
+    return found
+
+
+def applied_migrations(conn: apsw.Connection) -> set[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)"
+    )
+    return {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+
+
+def pending(conn: apsw.Connection) -> list[str]:
+    done = applied_migrations(conn)
+    return [name for name, _ in available_migrations() if name not in done]
+
+
+def upgrade(conn: apsw.Connection) -> list[str]:
+    """Apply every pending migration, each in its own transaction."""
+    applied: list[str] = []
+    conn.execute("BEGIN IMMEDIATE")  # one upgrader at a time, even across processes
+    try:
+        done = applied_migrations(conn)
+        for name, sql in available_migrations():
+            if name in done:
+                continue
+            conn.execute("SAVEPOINT migration")
+            conn.execute(sql)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (name, int(time.time() * 1_000_000)),
+            )
+            conn.execute("RELEASE migration")
+            applied.append(name)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return applied
