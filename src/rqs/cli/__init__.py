@@ -1,0 +1,1 @@
+"""The ``rqs`` command line."""

@@ -1,0 +1,1 @@
+"""Use cases over a Storage: what the HTTP API, the CLI and workers call."""

@@ -1,0 +1,67 @@
+"""The ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.routing import BaseRoute
+
+from rqs.errors import RqsError
+from rqs.service.queue import Clock, ResponseQueue
+from rqs.settings import Settings
+from rqs.storage import open_storage
+from rqs.storage.base import Storage
+from rqs.web import docs, mapp, native
+
+log = logging.getLogger("rqs.web")
+
+
+async def _purge_forever(queue: ResponseQueue) -> None:
+    while True:
+        await asyncio.sleep(queue.settings.purge_interval_seconds)
+        try:
+            await queue.purge()
+        except RqsError as exc:
+            log.warning("purge skipped: %s", exc)
+        except Exception:
+            log.exception("purge failed")
+
+
+def create_app(
+    settings: Settings,
+    storage: Storage | None = None,
+    *,
+    clock: Clock = time.time,
+    background: bool = True,
+) -> Starlette:
+    """The rqs app. Pass ``storage`` to share an opened one (the app then leaves it open)."""
+    owned = storage is None
+    store = storage if storage is not None else open_storage(settings)
+    queue = ResponseQueue(store, settings, clock)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if owned:
+            await store.open()
+        tasks = [asyncio.create_task(_purge_forever(queue))] if background else []
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if owned:
+                await store.close()
+
+    routes: list[BaseRoute] = [*native.routes, *mapp.routes, *docs.routes]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.queue = queue
+    app.state.settings = settings
+    return app

@@ -1,0 +1,12 @@
+"""The app as uvicorn workers build it, from ``RQS_*`` variables."""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+
+from rqs import settings
+from rqs.web.app import create_app
+
+
+def build() -> Starlette:
+    return create_app(settings.from_env())

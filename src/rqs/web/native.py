@@ -1,0 +1,274 @@
+"""The native REST API under ``/v1``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from rqs.domain import catalog, selectors
+from rqs.domain.events import StoredEvent
+from rqs.errors import InvalidRequest, NotFound, PayloadTooLarge, RqsError
+from rqs.service import keys
+from rqs.service.keys import Principal
+from rqs.service.queue import ResponseQueue
+from rqs.storage.base import Topic
+from rqs.web import render
+from rqs.web.auth import principal
+from rqs.web.errors import native_response
+from rqs.web.params import int_param, list_param, str_param, time_param
+
+T = TypeVar("T")
+Handler = Callable[[Request], Awaitable[Response]]
+NDJSON = "application/x-ndjson"
+
+
+def json_response(body: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
+
+
+def endpoint(fn: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except RqsError as exc:
+            return native_response(exc)
+
+    wrapped.__name__ = fn.__name__
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
+def queue_of(request: Request) -> ResponseQueue:
+    q: ResponseQueue = request.app.state.queue
+    return q
+
+
+async def who(request: Request) -> Principal:
+    return await principal(request, queue_of(request).storage)
+
+
+async def read_body(request: Request, cap: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > cap:
+        raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {cap}")
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > cap:
+            raise PayloadTooLarge(f"the body exceeds the limit of {cap} bytes")
+        parts.append(part)
+    return b"".join(parts)
+
+
+@endpoint
+async def post_events(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("ingest")
+    body = await read_body(request, q.settings.max_body_bytes)
+    result = await q.ingest(caller, body, request.headers.get("content-type"))
+    new = result.indexes
+    return json_response({
+        "accepted": len(result.indexes),
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "first_index": min(new) if new else None,
+        "last_index": max(new) if new else None,
+        "indexes": result.indexes,
+    })
+
+
+def wants_ndjson(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return NDJSON in accept or "application/ndjson" in accept
+
+
+@endpoint
+async def get_events(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    p = request.query_params
+    selector = selectors.for_filters(list_param(p, "type"), list_param(p, "channel"))
+    query, bounds = await q.query_after(
+        caller,
+        int_param(p, "after"),
+        selector=selector,
+        campaign=str_param(p, "campaign"),
+        since=time_param(p, "since"),
+        until=time_param(p, "until"),
+        limit=int_param(p, "limit"),
+    )
+    progress = render.Progress()
+    # One event past the limit tells whether there is more.
+    scan = q.storage.scan(caller.domain, dataclasses.replace(query, limit=query.limit + 1))
+    chunks = render.limited(scan, query.limit, progress)
+
+    def trailer() -> dict[str, object]:
+        if progress.has_more or query.until is not None:
+            next_index = (progress.last_index or query.after) + 1
+        else:  # everything up to the newest index was scanned
+            next_index = max(progress.last_index or 0, query.through or 0, query.after) + 1
+        return {"next_index": next_index, "has_more": progress.has_more,
+                "oldest_index": bounds.oldest}
+
+    headers = {"X-Oldest-Index": str(bounds.oldest or ""), "X-Newest-Index": str(bounds.newest)}
+    if wants_ndjson(request):
+        return StreamingResponse(render.ndjson_events(chunks, trailer), media_type=NDJSON,
+                                 headers=headers)
+    return StreamingResponse(render.json_events(chunks, trailer), media_type="application/json",
+                             headers=headers)
+
+
+@endpoint
+async def get_event(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    try:
+        index = int(request.path_params["index"])
+    except ValueError:
+        raise InvalidRequest("the index must be an integer", parameter="index") from None
+    event = await q.get_event_checked(caller, index)
+    assert isinstance(event, StoredEvent)
+    return Response(render.event_json(event), media_type="application/json")
+
+
+@endpoint
+async def get_stats(request: Request) -> Response:
+    q = queue_of(request)
+    return json_response(await q.stats(await who(request)))
+
+
+async def get_event_types(request: Request) -> Response:
+    return json_response({"event_types": catalog.as_json(),
+                          "poll_groups": [g.value for g in catalog.PollGroup]
+                          + [catalog.ALL_MESSAGES]})
+
+
+@endpoint
+async def list_topics(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("read")
+    topics = await q.storage.list_topics(caller.domain)
+    return json_response({"topics": [_topic_json(t) for t in topics]})
+
+
+class TopicIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    types: list[str] = []
+    channels: list[str] = []
+
+
+@endpoint
+async def create_topic(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("admin")
+    body = _decode(await read_body(request, 1 << 20), TopicIn)
+    topic = await q.create_topic(caller, body.name, body.types, body.channels)
+    return json_response(_topic_json(topic), status=201)
+
+
+@endpoint
+async def get_topic(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("read")
+    topic = await q.storage.get_topic(caller.domain, request.path_params["name"])
+    if topic is None:
+        raise NotFound(f"no topic {request.path_params['name']!r}")
+    return json_response(_topic_json(topic))
+
+
+@endpoint
+async def delete_topic(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("admin")
+    if not await q.storage.delete_topic(caller.domain, request.path_params["name"]):
+        raise NotFound(f"no topic {request.path_params['name']!r}")
+    return Response(status_code=204)
+
+
+def _topic_json(t: Topic) -> dict[str, object]:
+    return {"name": t.name, "domain": t.domain, "types": list(t.types),
+            "channels": list(t.channels)}
+
+
+class KeyIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    scope: str
+    domain: str | None = None
+
+
+@endpoint
+async def create_key(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("admin")
+    body = _decode(await read_body(request, 1 << 16), KeyIn)
+    new = await keys.create_key(q.storage, body.name, body.scope, body.domain or caller.domain)
+    return json_response(new.as_json(), status=201)
+
+
+@endpoint
+async def list_keys(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("admin")
+    return json_response({"keys": [
+        {"id": k.id, "name": k.name, "scope": k.scope, "domain": k.domain,
+         "revoked": k.revoked_at is not None} for k in await q.storage.list_keys()
+    ]})
+
+
+@endpoint
+async def revoke_key(request: Request) -> Response:
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("admin")
+    if not await q.storage.revoke_key(request.path_params["key_id"], int(q.clock() * 1e6)):
+        raise NotFound(f"no active key {request.path_params['key_id']!r}")
+    return Response(status_code=204)
+
+
+def _decode(body: bytes, cls: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=cls)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+async def healthz(request: Request) -> Response:
+    q = queue_of(request)
+    try:
+        await q.storage.domains()
+    except RqsError as exc:
+        return native_response(exc)
+    return json_response({"status": "ok", "backend": q.storage.backend})
+
+
+routes = [
+    Route("/v1/events", post_events, methods=["POST"]),
+    Route("/v1/events", get_events, methods=["GET"]),
+    Route("/v1/events/{index}", get_event, methods=["GET"]),
+    Route("/v1/stats", get_stats, methods=["GET"]),
+    Route("/v1/event-types", get_event_types, methods=["GET"]),
+    Route("/v1/topics", list_topics, methods=["GET"]),
+    Route("/v1/topics", create_topic, methods=["POST"]),
+    Route("/v1/topics/{name}", get_topic, methods=["GET"]),
+    Route("/v1/topics/{name}", delete_topic, methods=["DELETE"]),
+    Route("/v1/keys", list_keys, methods=["GET"]),
+    Route("/v1/keys", create_key, methods=["POST"]),
+    Route("/v1/keys/{key_id}", revoke_key, methods=["DELETE"]),
+    Route("/healthz", healthz, methods=["GET"]),
+]

@@ -1,0 +1,58 @@
+"""Query-parameter parsing with errors that name the parameter."""
+
+from __future__ import annotations
+
+from starlette.datastructures import QueryParams
+
+from rqs.domain.events import parse_time
+from rqs.errors import InvalidRequest
+
+
+def int_param(
+    params: QueryParams, name: str, *, required: bool = False, minimum: int | None = None
+) -> int | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        if required:
+            raise InvalidRequest(f"parameter {name!r} is required", parameter=name)
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"parameter {name!r} must be an integer, got {raw!r}",
+                             parameter=name) from None
+    if minimum is not None and value < minimum:
+        raise InvalidRequest(f"parameter {name!r} must be at least {minimum}", parameter=name)
+    return value
+
+
+def str_param(params: QueryParams, name: str, *, required: bool = False) -> str | None:
+    raw = params.get(name)
+    if raw is None or not raw.strip():
+        if required:
+            raise InvalidRequest(f"parameter {name!r} is required", parameter=name)
+        return None
+    return raw.strip()
+
+
+def time_param(params: QueryParams, name: str) -> int | None:
+    """ISO 8601 or Unix seconds, to Unix microseconds."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        number = float(raw)
+    except ValueError:
+        try:
+            return parse_time(raw)
+        except ValueError:
+            raise InvalidRequest(f"parameter {name!r} must be ISO 8601 or Unix seconds, "
+                                 f"got {raw!r}", parameter=name) from None
+    return int(number * 1_000_000)
+
+
+def list_param(params: QueryParams, name: str) -> list[str]:
+    values: list[str] = []
+    for raw in params.getlist(name):
+        values.extend(v.strip() for v in raw.split(",") if v.strip())
+    return values
