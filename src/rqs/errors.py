@@ -28,6 +28,17 @@ class RqsError(Exception):
         self.message = message or (self.__doc__ or self.code).strip()
         super().__init__(self.message)
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Errors cross process boundaries (the SQLite writer); keep their type and data.
+        return (_rebuild, (type(self), self.__dict__))
+
+
+def _rebuild(cls: type[RqsError], state: dict[str, object]) -> RqsError:
+    exc = cls.__new__(cls)
+    exc.__dict__.update(state)
+    Exception.__init__(exc, state.get("message"))
+    return exc
+
 
 class InvalidRequest(RqsError):
     """The request is malformed."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -47,13 +48,21 @@ class ResponseQueue:
         self.storage = storage
         self.settings = settings
         self.clock = clock
+        # Called with the domain after each append that stored something; push delivery
+        # sets it to wake its worker, so events reach callbacks without waiting for a poll.
+        self.on_append: Callable[[str], None] | None = None
 
     # --- ingest --------------------------------------------------------------------
 
     async def ingest(self, who: Principal, body: bytes, content_type: str | None) -> AppendResult:
         who.require("ingest")
-        events = parse_batch(body, content_type, who.domain, self.settings.max_batch_items)
-        return await self.storage.append(who.domain, events)
+        domain, cap = who.domain, self.settings.max_batch_items
+        # Parsed where the store writes (see EventSource); a parse error fails only this call.
+        result = await self.storage.append(
+            domain, functools.partial(parse_batch, body, content_type, domain, cap))
+        if result.stored and self.on_append is not None:
+            self.on_append(domain)
+        return result
 
     # --- reads ---------------------------------------------------------------------
 

@@ -16,13 +16,20 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from rqs.domain.events import NewEvent, StoredEvent
 from rqs.domain.selectors import EVERYTHING, Selector
+
+R = TypeVar("R")
+
+# Events to append, or a function that produces them. A backend calls the function where it
+# writes (SQLite: on its writer thread), so CPU-bound parsing runs on the same thread as the
+# inserts instead of fighting them for the GIL.
+EventSource = Sequence[NewEvent] | Callable[[], Sequence[NewEvent]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +122,20 @@ class Storage(Protocol):
     async def pending_migrations(self) -> list[str]: ...
 
     # events
-    async def append(self, domain: str, events: Sequence[NewEvent]) -> AppendResult: ...
+    async def append(self, domain: str, events: EventSource) -> AppendResult: ...
     def scan(
         self, domain: str, query: EventQuery, chunk: int = 5_000
     ) -> AsyncIterator[list[StoredEvent]]: ...
+    def scan_map(
+        self,
+        domain: str,
+        query: EventQuery,
+        fn: Callable[[list[StoredEvent]], R],
+        chunk: int = 5_000,
+    ) -> AsyncIterator[R]:
+        """Like ``scan``, yielding ``fn(chunk)``; ``fn`` runs where the rows are read (SQLite:
+        the reader thread), so encoding does not contend with reading for the GIL."""
+        ...
     async def get_event(self, domain: str, index: int) -> StoredEvent | None: ...
     async def bounds(self, domain: str) -> Bounds: ...
     async def counts(self, domain: str) -> list[TypeCount]: ...
@@ -142,3 +159,19 @@ class Storage(Protocol):
         self, key_id: str, domain: str, name: str
     ) -> AbstractAsyncContextManager[CursorLease]: ...
     async def cursor_state(self, key_id: str, domain: str, name: str) -> CursorState | None: ...
+
+
+def events_of(source: EventSource) -> Sequence[NewEvent]:
+    return source() if callable(source) else source
+
+
+async def scan_map_inline(
+    storage: Storage,
+    domain: str,
+    query: EventQuery,
+    fn: Callable[[list[StoredEvent]], R],
+    chunk: int = 5_000,
+) -> AsyncIterator[R]:
+    """``scan_map`` for backends whose reads do not hold the GIL in another thread."""
+    async for rows in storage.scan(domain, query, chunk):
+        yield fn(rows)

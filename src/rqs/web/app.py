@@ -13,11 +13,12 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from rqs.errors import RqsError
+from rqs.service.push_admin import push_for
 from rqs.service.queue import Clock, ResponseQueue
 from rqs.settings import Settings
 from rqs.storage import open_storage
 from rqs.storage.base import Storage
-from rqs.web import docs, mapp, native
+from rqs.web import docs, mapp, native, responsys, subscriptions
 
 log = logging.getLogger("rqs.web")
 
@@ -44,12 +45,14 @@ def create_app(
     owned = storage is None
     store = storage if storage is not None else open_storage(settings)
     queue = ResponseQueue(store, settings, clock)
+    push = push_for(queue)  # push delivery; ingest through ``queue`` wakes its worker
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owned:
             await store.open()
         tasks = [asyncio.create_task(_purge_forever(queue))] if background else []
+        tasks += push.start(background)
         try:
             yield
         finally:
@@ -57,11 +60,14 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await push.close()
             if owned:
                 await store.close()
 
-    routes: list[BaseRoute] = [*native.routes, *mapp.routes, *docs.routes]
+    routes: list[BaseRoute] = [*native.routes, *mapp.routes, *responsys.routes,
+                               *subscriptions.routes, *docs.routes]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.queue = queue
+    app.state.push = push
     app.state.settings = settings
     return app

@@ -106,24 +106,29 @@ async def get_events(request: Request) -> Response:
         limit=int_param(p, "limit"),
     )
     progress = render.Progress()
-    # One event past the limit tells whether there is more.
-    scan = q.storage.scan(caller.domain, dataclasses.replace(query, limit=query.limit + 1))
-    chunks = render.limited(scan, query.limit, progress)
+    times = render.TimeCache()
+    ndjson = wants_ndjson(request)
+    encode = render.ndjson_page(times) if ndjson else render.json_page(times)
+    pages = q.storage.scan_map(caller.domain, query, encode)
 
-    def trailer() -> dict[str, object]:
+    async def trailer() -> dict[str, object]:
+        last = progress.last_index
+        if progress.delivered == query.limit and last is not None:
+            probe = dataclasses.replace(query, after=last, limit=1)
+            progress.has_more = any([e async for e in q.storage.scan(caller.domain, probe)])
         if progress.has_more or query.until is not None:
-            next_index = (progress.last_index or query.after) + 1
+            next_index = (last or query.after) + 1
         else:  # everything up to the newest index was scanned
-            next_index = max(progress.last_index or 0, query.through or 0, query.after) + 1
+            next_index = max(last or 0, query.through or 0, query.after) + 1
         return {"next_index": next_index, "has_more": progress.has_more,
                 "oldest_index": bounds.oldest}
 
     headers = {"X-Oldest-Index": str(bounds.oldest or ""), "X-Newest-Index": str(bounds.newest)}
-    if wants_ndjson(request):
-        return StreamingResponse(render.ndjson_events(chunks, trailer), media_type=NDJSON,
-                                 headers=headers)
-    return StreamingResponse(render.json_events(chunks, trailer), media_type="application/json",
-                             headers=headers)
+    if ndjson:
+        return StreamingResponse(render.ndjson_stream(pages, progress, trailer),
+                                 media_type=NDJSON, headers=headers)
+    return StreamingResponse(render.json_stream(pages, progress, trailer),
+                             media_type="application/json", headers=headers)
 
 
 @endpoint
@@ -248,6 +253,15 @@ def _decode(body: bytes, cls: type[T]) -> T:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
+@endpoint
+async def purge_now(request: Request) -> Response:
+    """Run retention now instead of waiting for the background pass."""
+    q = queue_of(request)
+    caller = await who(request)
+    caller.require("admin")
+    return json_response({"removed": await q.purge()})
+
+
 async def healthz(request: Request) -> Response:
     q = queue_of(request)
     try:
@@ -270,5 +284,6 @@ routes = [
     Route("/v1/keys", list_keys, methods=["GET"]),
     Route("/v1/keys", create_key, methods=["POST"]),
     Route("/v1/keys/{key_id}", revoke_key, methods=["DELETE"]),
+    Route("/v1/purge", purge_now, methods=["POST"]),
     Route("/healthz", healthz, methods=["GET"]),
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import msgspec
@@ -82,6 +82,62 @@ async def limited(
             yield chunk
         if progress.has_more:
             return
+
+
+class Encoded(msgspec.Struct, gc=False):
+    """A page of events encoded where it was read, with what a trailer needs to know."""
+
+    body: bytes
+    count: int
+    last_index: int
+
+
+def json_page(times: TimeCache) -> Callable[[list[StoredEvent]], Encoded]:
+    """Encode a page as the inside of a JSON array (no brackets)."""
+
+    def encode(rows: list[StoredEvent]) -> Encoded:
+        return Encoded(_encoder.encode(to_out(rows, times))[1:-1], len(rows), rows[-1].index)
+
+    return encode
+
+
+def ndjson_page(times: TimeCache) -> Callable[[list[StoredEvent]], Encoded]:
+    def encode(rows: list[StoredEvent]) -> Encoded:
+        return Encoded(_encoder.encode_lines(to_out(rows, times)), len(rows), rows[-1].index)
+
+    return encode
+
+
+async def counted(pages: AsyncIterator[Encoded], progress: Progress) -> AsyncIterator[bytes]:
+    async for page in pages:
+        progress.delivered += page.count
+        progress.last_index = page.last_index
+        yield page.body
+
+
+async def json_stream(
+    pages: AsyncIterator[Encoded],
+    progress: Progress,
+    trailer: Callable[[], Awaitable[dict[str, object]]],
+) -> AsyncIterator[bytes]:
+    """``{"events": [...], <trailer>}`` from pre-encoded pages."""
+    yield b'{"events":['
+    first = True
+    async for body in counted(pages, progress):
+        yield body if first else b"," + body
+        first = False
+    yield b"]," + _encoder.encode(await trailer())[1:]
+
+
+async def ndjson_stream(
+    pages: AsyncIterator[Encoded],
+    progress: Progress,
+    trailer: Callable[[], Awaitable[dict[str, object]]],
+) -> AsyncIterator[bytes]:
+    """One event per line; the last line is the trailer object (it has no ``index``)."""
+    async for body in counted(pages, progress):
+        yield body
+    yield _encoder.encode(await trailer()) + b"\n"
 
 
 async def json_events(

@@ -14,6 +14,10 @@ INSERT INTO events (pos, type, channel, received_at, occurred_at, ext_id, campai
                     campaign_name, riid, customer_id, recipient, message, payload)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
+ROWS_PER_INSERT = 100
+INSERT_EVENTS_MULTI = INSERT_EVENT.rstrip() + ",(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (
+    ROWS_PER_INSERT - 1
+)
 INSERT_EVENT_ID = "INSERT INTO event_ids (domain_id, ext_id, idx) VALUES (?, ?, ?)"
 ADVANCE_DOMAIN = "UPDATE domains SET next_index = ?, last_received_at = ? WHERE id = ?"
 INSERT_COMMIT = (

@@ -13,15 +13,16 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from itertools import chain
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import apsw
 
-from rqs.domain.events import NewEvent, StoredEvent
+from rqs.domain.events import StoredEvent
 from rqs.errors import Conflict
 from rqs.settings import Settings
 from rqs.storage.base import (
@@ -30,12 +31,18 @@ from rqs.storage.base import (
     Bounds,
     CursorState,
     EventQuery,
+    EventSource,
+    R,
     Topic,
     TypeCount,
+    events_of,
 )
 from rqs.storage.sqlite import connection
 from rqs.storage.sqlite import sql as q
 from rqs.storage.sqlite.writer import Writer
+
+if TYPE_CHECKING:
+    from rqs.storage.sqlite.delivery import SqliteDeliveryStore
 
 T = TypeVar("T")
 MASK = (1 << q.INDEX_BITS) - 1
@@ -91,6 +98,12 @@ class SqliteStorage:
             conn.close()
         self._conns.clear()
 
+    def delivery_store(self) -> SqliteDeliveryStore:
+        """Push-delivery tables, on this store's writer and readers (``delivery_base``)."""
+        from rqs.storage.sqlite.delivery import SqliteDeliveryStore
+
+        return SqliteDeliveryStore(self._writer, self._read)
+
     async def upgrade(self) -> list[str]:
         conn = connection.connect(self.path, self.settings.sqlite_synchronous)
         try:
@@ -120,25 +133,53 @@ class SqliteStorage:
 
     # --- append --------------------------------------------------------------------
 
-    async def append(self, domain: str, events: Sequence[NewEvent]) -> AppendResult:
+    async def append(self, domain: str, events: EventSource) -> AppendResult:
         return await self._writer.submit(_append, domain, events)
 
     # --- reads ---------------------------------------------------------------------
 
-    async def scan(
+    def scan(
         self, domain: str, query: EventQuery, chunk: int = 5_000
     ) -> AsyncIterator[list[StoredEvent]]:
+        return self.scan_map(domain, query, _identity, chunk)
+
+    async def scan_map(
+        self,
+        domain: str,
+        query: EventQuery,
+        fn: Callable[[list[StoredEvent]], R],
+        chunk: int = 5_000,
+    ) -> AsyncIterator[R]:
         plan = await self._read(_plan, domain, query)
         if plan is None:
             return
         source = _source(plan)
         remaining = query.limit
-        while remaining > 0:
-            rows = await self._read(_take, source, min(chunk, remaining))
-            if not rows:
-                return
-            remaining -= len(rows)
-            yield rows
+
+        def page(want: int) -> tuple[int, R | None]:
+            rows = _take(self._reader(), source, want)
+            return len(rows), (fn(rows) if rows else None)
+
+        # Read and encode the next page while the caller sends this one.
+        want = min(chunk, remaining)
+        pending: asyncio.Future[tuple[int, R | None]] | None = self._submit_read(page, want)
+        try:
+            while pending is not None:
+                got, result = await pending
+                remaining -= got
+                pending = None
+                if got == want and remaining > 0:
+                    want = min(chunk, remaining)
+                    pending = self._submit_read(page, want)
+                if result is not None:
+                    yield result
+        finally:
+            if pending is not None:  # the caller stopped early
+                pending.cancel()
+
+    def _submit_read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        assert self._pool is not None, "storage is not open"
+        return asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def get_event(self, domain: str, index: int) -> StoredEvent | None:
         return await self._read(_get_event, domain, index)
@@ -158,14 +199,7 @@ class SqliteStorage:
     # --- keys ----------------------------------------------------------------------
 
     async def create_key(self, key: ApiKey) -> None:
-        def run(c: apsw.Connection) -> None:
-            try:
-                c.execute(q.INSERT_KEY, (key.id, key.name, key.scope, key.domain,
-                                         key.secret_hash, key.created_at, key.revoked_at))
-            except apsw.ConstraintError:
-                raise Conflict(f"a key with id {key.id!r} exists") from None
-
-        await self._writer.submit(run)
+        await self._writer.submit(_create_key, key)
 
     async def get_key(self, key_id: str) -> ApiKey | None:
         rows = await self._read(lambda c: list(c.execute(q.GET_KEY, (key_id,))))
@@ -175,21 +209,12 @@ class SqliteStorage:
         return await self._read(lambda c: [ApiKey(*r) for r in c.execute(q.LIST_KEYS)])
 
     async def revoke_key(self, key_id: str, at: int) -> bool:
-        return await self._writer.submit(
-            lambda c: (c.execute(q.REVOKE_KEY, (at, key_id)), c.changes())[1] > 0
-        )
+        return await self._writer.submit(_changed, q.REVOKE_KEY, (at, key_id))
 
     # --- topics --------------------------------------------------------------------
 
     async def create_topic(self, topic: Topic) -> None:
-        def run(c: apsw.Connection) -> None:
-            try:
-                c.execute(q.INSERT_TOPIC, (topic.domain, topic.name, json.dumps(topic.types),
-                                           json.dumps(topic.channels), topic.created_at))
-            except apsw.ConstraintError:
-                raise Conflict(f"topic {topic.name!r} exists") from None
-
-        await self._writer.submit(run)
+        await self._writer.submit(_create_topic, topic)
 
     async def get_topic(self, domain: str, name: str) -> Topic | None:
         rows = await self._read(lambda c: list(c.execute(q.GET_TOPIC, (domain, name))))
@@ -199,9 +224,7 @@ class SqliteStorage:
         return await self._read(lambda c: [_topic(r) for r in c.execute(q.LIST_TOPICS, (domain,))])
 
     async def delete_topic(self, domain: str, name: str) -> bool:
-        return await self._writer.submit(
-            lambda c: (c.execute(q.DELETE_TOPIC, (domain, name)), c.changes())[1] > 0
-        )
+        return await self._writer.submit(_changed, q.DELETE_TOPIC, (domain, name))
 
     # --- cursors -------------------------------------------------------------------
 
@@ -226,7 +249,7 @@ class _Lease:
 
     async def commit(self, position: int, delivered: int, skipped: int = 0) -> None:
         params = (*self._ident, position, delivered, skipped, _now())
-        await self._store._writer.submit(lambda c: c.execute(q.PUT_CURSOR, params))
+        await self._store._writer.submit(_changed, q.PUT_CURSOR, params)
         self.state = CursorState(
             position, self.state.polled + delivered, self.state.skipped + skipped
         )
@@ -252,7 +275,33 @@ def _known_ids(c: apsw.Connection, domain_id: int, ids: list[str]) -> dict[str, 
     return known
 
 
-def _append(c: apsw.Connection, domain: str, events: Sequence[NewEvent]) -> AppendResult:
+def _changed(c: apsw.Connection, sql: str, params: tuple[Any, ...]) -> bool:
+    c.execute(sql, params)
+    return bool(c.changes() > 0)
+
+
+def _create_key(c: apsw.Connection, key: ApiKey) -> None:
+    try:
+        c.execute(q.INSERT_KEY, (key.id, key.name, key.scope, key.domain, key.secret_hash,
+                                 key.created_at, key.revoked_at))
+    except apsw.ConstraintError:
+        raise Conflict(f"a key with id {key.id!r} exists") from None
+
+
+def _create_topic(c: apsw.Connection, topic: Topic) -> None:
+    try:
+        c.execute(q.INSERT_TOPIC, (topic.domain, topic.name, json.dumps(topic.types),
+                                   json.dumps(topic.channels), topic.created_at))
+    except apsw.ConstraintError:
+        raise Conflict(f"topic {topic.name!r} exists") from None
+
+
+def _identity(rows: list[StoredEvent]) -> list[StoredEvent]:
+    return rows
+
+
+def _append(c: apsw.Connection, domain: str, source: EventSource) -> AppendResult:
+    events = events_of(source)
     domain_id, next_index, last_received, _ = _domain_state(c, domain)
     received_at = max(_now(), last_received)
     base = domain_id << q.INDEX_BITS
@@ -278,13 +327,25 @@ def _append(c: apsw.Connection, domain: str, events: Sequence[NewEvent]) -> Appe
         indexes.append(idx)
         idx += 1
     if rows:
-        c.executemany(q.INSERT_EVENT, rows)
+        _insert_rows(c, rows)
         if new_ids:
             c.executemany(q.INSERT_EVENT_ID, new_ids)
         c.execute(q.ADVANCE_DOMAIN, (idx, received_at, domain_id))
         c.execute(q.INSERT_COMMIT, (domain_id, next_index, idx - 1, received_at))
         c.executemany(q.BUMP_COUNT, [(domain_id, t, ch, n, n) for (t, ch), n in counts.items()])
     return AppendResult(indexes=indexes, stored=len(rows), received_at=received_at)
+
+
+def _insert_rows(c: apsw.Connection, rows: list[tuple[Any, ...]]) -> None:
+    # Many rows per statement: each statement releases and retakes the GIL once, so the
+    # writer rarely waits for the event loop thread to hand the GIL back.
+    full = len(rows) - len(rows) % q.ROWS_PER_INSERT
+    if full:
+        flat = [tuple(chain.from_iterable(rows[i : i + q.ROWS_PER_INSERT]))
+                for i in range(0, full, q.ROWS_PER_INSERT)]
+        c.executemany(q.INSERT_EVENTS_MULTI, flat)
+    if full < len(rows):
+        c.executemany(q.INSERT_EVENT, rows[full:])
 
 
 def _purge_step(c: apsw.Connection, cutoff: int, max_rows: int) -> int:

@@ -1,0 +1,153 @@
+"""Core benchmark: HTTP ingest and 100,000-event retrievals on the embedded SQLite store.
+
+    python bench/core.py                 # defaults: 400,000 events, batches of 1,000 and 10,000
+    python bench/core.py --events 1000000 --clients 4
+
+Prints events/s, per-request p50/p99 and the server's memory, next to the raw SQLite insert
+rate of the same rows in the same run, and writes them to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import apsw
+
+from bench import workload
+from bench.common import machine, percentile, rss_kb, start_server, write_section
+from rqs.domain.events import parse_batch
+from rqs.storage.sqlite import connection
+
+
+async def post_all(url: str, auth: str, bodies: list[bytes], clients: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    queue = list(reversed(bodies))
+    headers = {"authorization": auth, "content-type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            while queue:
+                body = queue.pop()
+                t0 = time.perf_counter()
+                async with session.post(url + "/v1/events", data=body, headers=headers) as r:
+                    await r.read()
+                    if r.status != 200:
+                        raise RuntimeError(f"ingest answered {r.status}: {await r.text()}")
+                latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return time.perf_counter() - t0, latencies
+
+
+def raw_sqlite_rate(bodies: list[bytes], path: Path, synchronous: str) -> float:
+    """The same rows inserted straight through apsw: same schema, pragmas, one txn a batch."""
+    conn = connection.connect(path, synchronous)
+    connection.upgrade(conn)
+    batches = []
+    idx = 1
+    base = 1 << 40
+    for body in bodies:
+        rows = []
+        for e in parse_batch(body, "application/json", "d", 100_000):
+            rows.append((base + idx, e.type, e.channel, 1, e.occurred_at, e.ext_id,
+                         e.campaign_id, e.campaign_name, e.riid, e.customer_id, e.recipient,
+                         e.message, e.payload))
+            idx += 1
+        batches.append(rows)
+    sql = ("INSERT INTO events (pos, type, channel, received_at, occurred_at, ext_id, campaign_id,"
+           " campaign_name, riid, customer_id, recipient, message, payload)"
+           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+    t0 = time.perf_counter()
+    for rows in batches:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+    elapsed = time.perf_counter() - t0
+    conn.close()
+    return (idx - 1) / elapsed
+
+
+async def timed_get(url: str, auth: str, path: str, accept: str) -> tuple[float, int, int]:
+    async with aiohttp.ClientSession() as session:
+        t0 = time.perf_counter()
+        async with session.get(url + path, headers={"authorization": auth, "accept": accept}) as r:
+            size = 0
+            async for part in r.content.iter_chunked(1 << 20):
+                size += len(part)
+            return time.perf_counter() - t0, r.status, size
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--events", type=int, default=400_000, help="events per batch size")
+    ap.add_argument("--batch", default="1000,10000", help="batch sizes, comma-separated")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.batch.split(",")]
+    rows: list[str] = []
+    notes: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="rqs-bench-") as tmp:
+        data = Path(tmp) / "data"
+        server = start_server(data)
+        auth = "Basic " + base64.b64encode(f"{server.key_id}:{server.secret}".encode()).decode()
+        try:
+            for size in sizes:
+                bodies = workload.batches(args.events, size, seed=size)
+                raw = raw_sqlite_rate(bodies, Path(tmp) / f"raw-{size}.db", "FULL")
+                elapsed, lat = asyncio.run(post_all(server.url, auth, bodies, args.clients))
+                rate = args.events / elapsed
+                rows.append(f"| HTTP ingest, batches of {size:,} ({args.clients} clients) | "
+                            f"{rate:,.0f} events/s | p50 {percentile(lat, 50) * 1e3:.1f} ms, "
+                            f"p99 {percentile(lat, 99) * 1e3:.1f} ms per request | raw SQLite "
+                            f"insert of the same rows: {raw:,.0f} rows/s; ratio {rate / raw:.2f} |")
+            rss_before = rss_kb(server.pid)
+            for label, path, accept in [
+                ("GET /v1/events?limit=100000 (JSON)", "/v1/events?limit=100000", "application/json"),
+                ("GET /v1/events?limit=100000 (NDJSON)", "/v1/events?limit=100000",
+                 "application/x-ndjson"),
+                ("pollByType allMessages, limit 100000 (JSON)",
+                 "/api/rest/v19/async/pollByType?type=allMessages&limit=100000", "application/json"),
+                ("pollByType allMessages, limit 100000 (XML)",
+                 "/api/rest/v19/async/pollByType?type=allMessages&limit=100000", "application/xml"),
+                ("pollByType linkClick, limit 100000 (JSON)",
+                 "/api/rest/v19/async/pollByType?type=linkClick&limit=100000", "application/json"),
+            ]:
+                times = []
+                for _ in range(3):
+                    t, status, size = asyncio.run(timed_get(server.url, auth, path, accept))
+                    if status != 200:
+                        notes.append(f"{label}: HTTP {status}")
+                        break
+                    times.append(t)
+                if times:
+                    rows.append(f"| {label} | {min(times):.3f} s best of {len(times)} "
+                                f"(median {percentile(times, 50):.3f} s) | {size / 1e6:.1f} MB body |"
+                                f" |")
+            peak = rss_kb(server.pid, "VmHWM")
+            notes.append(f"server RSS before retrievals {rss_before / 1024:.0f} MiB, peak over the "
+                         f"whole run {peak / 1024:.0f} MiB, growth during retrievals "
+                         f"<= {(peak - rss_before) / 1024:.0f} MiB")
+        finally:
+            server.stop()
+    table = "\n".join(["| what | result | latency | note |", "|---|---|---|---|", *rows])
+    text = (f"## Core: ingest and retrieval (SQLite, durable)\n\n"
+            f"Run `python bench/core.py --events {args.events} --batch {args.batch} "
+            f"--clients {args.clients}` on {machine()}; `synchronous=FULL` (every 2xx is on disk). "
+            f"Events are Responsys-shaped, ~500 bytes (bench/workload.py). Server and load "
+            f"generator share the machine.\n\n{table}\n\n" + "\n".join(f"- {n}" for n in notes))
+    print(text)
+    if not args.no_docs:
+        write_section("core", text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Adapters to the outside world that are neither storage nor the HTTP API."""

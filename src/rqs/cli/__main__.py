@@ -1,0 +1,3 @@
+from rqs.cli.main import main
+
+main()

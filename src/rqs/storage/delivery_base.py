@@ -1,0 +1,192 @@
+"""The delivery storage contract: callbacks, subscriptions, batches, attempts, replays.
+
+Kept apart from ``Storage`` so the event store stays small; every backend exposes one
+through ``delivery_store_for(storage)``. ``tests/delivery/test_store_contract.py`` holds
+the behaviour tests each implementation must pass.
+
+Invariants every backend keeps:
+
+* A *lane* is a subscription's live feed, or one replay of it. At most one batch of a
+  lane is pending at a time (a unique index says so), and a lane is held by at most one
+  worker at a time: ``claim`` leases it until ``lease_until`` and every later write of
+  that worker names itself as ``owner``; writes from a worker whose lease was taken over
+  change nothing of the lane.
+* A lane's position only moves forward, and only when its pending batch succeeded or
+  was dead-lettered, or when a scan found nothing for the lane up to some index.
+* Re-enabling a disabled callback (``update_callback`` with status ACTIVE) restarts the
+  retry schedule of its pending batches and lets its lanes be claimed at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rqs.domain.delivery import (
+    Attempt,
+    Callback,
+    CampaignFilter,
+    Delivery,
+    DeliveryState,
+    Replay,
+    Secret,
+    Subscription,
+)
+from rqs.errors import Conflict
+from rqs.storage.base import Storage
+
+LIVE = 0  # replay id of a subscription's live lane
+
+
+@dataclass(frozen=True, slots=True)
+class LaneKey:
+    subscription_id: int
+    replay_id: int = LIVE
+
+
+@dataclass(frozen=True, slots=True)
+class Lane:
+    """A claimed lane, with what the worker needs to send its next batch."""
+
+    subscription: Subscription
+    callback: Callback
+    replay: Replay | None
+    pending: Delivery | None  # the batch at the head of the lane, if one is recorded
+    lease_until: int
+
+    @property
+    def key(self) -> LaneKey:
+        return LaneKey(self.subscription.id, self.replay.id if self.replay else LIVE)
+
+    @property
+    def position(self) -> int:
+        return self.replay.position if self.replay else self.subscription.position
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    msg_id: str
+    domain: str
+    subscription_id: int
+    replay_id: int
+    after_index: int
+    first_index: int
+    last_index: int
+    advance_to: int
+    count: int
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """Everything one attempt changes, written in one transaction."""
+
+    delivery: Delivery  # its new state, attempts, next_attempt_at, last status and error
+    attempt: Attempt
+    body: bytes | None = None  # stored for retries once the first attempt failed
+    position: int | None = None  # the lane's new position (batch done or dead)
+    retry_at: int | None = None  # the lane waits until then
+    failing: str | None = None  # "start": mark the callback failing; "clear": it recovered
+    disable_reason: str | None = None  # disable the callback with this reason
+    lease_until: int | None = None  # keep the lane until then; None releases it
+    next: NewDelivery | None = None  # record the lane's next batch in the same transaction
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    next: Delivery | None  # the batch opened with the record, if asked and still allowed
+    lane_active: bool  # False: paused, disabled, cancelled, deleted or lease lost
+
+
+class DeliveryStore(Protocol):
+    # callbacks
+    async def create_callback(self, callback: Callback) -> None: ...  # Conflict if it exists
+    async def get_callback(self, domain: str, name: str) -> Callback | None: ...
+    async def list_callbacks(self, domain: str) -> list[Callback]: ...
+    async def update_callback(self, callback: Callback) -> None: ...  # NotFound
+    async def delete_callback(self, domain: str, name: str) -> bool: ...  # Conflict if used
+
+    # subscriptions
+    async def create_subscription(self, sub: Subscription) -> Subscription: ...  # gets its id
+    async def get_subscription(self, domain: str, name: str) -> Subscription | None: ...
+    async def list_subscriptions(
+        self, domain: str, callback: str | None = None
+    ) -> list[Subscription]: ...
+    async def update_subscription(self, sub: Subscription) -> None: ...  # not the position
+    async def delete_subscription(self, domain: str, name: str) -> bool: ...
+
+    # the worker's side
+    async def active_domains(self) -> list[str]: ...
+    async def claim(
+        self, owner: str, now: int, lease_until: int, newest: Mapping[str, int], limit: int
+    ) -> list[Lane]: ...
+    async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery: ...
+    async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded: ...
+    async def advance(
+        self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
+    ) -> bool: ...
+    async def release(self, lane: LaneKey, owner: str) -> None: ...
+    async def next_due(self) -> int | None: ...  # earliest retry time of a waiting lane
+
+    # reading back
+    async def get_delivery(self, domain: str, delivery_id: int) -> Delivery | None: ...
+    async def delivery_body(self, delivery_id: int) -> bytes | None: ...
+    async def list_deliveries(
+        self,
+        domain: str,
+        *,
+        subscription_id: int | None = None,
+        state: DeliveryState | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]: ...
+    async def list_attempts(self, domain: str, delivery_id: int) -> list[Attempt]: ...
+
+    # replays
+    async def create_replay(self, replay: Replay) -> Replay: ...  # gets its id
+    async def get_replay(self, domain: str, replay_id: int) -> Replay | None: ...
+    async def list_replays(self, domain: str, subscription_id: int) -> list[Replay]: ...
+    async def cancel_replay(self, domain: str, replay_id: int, now: int) -> bool: ...
+
+    # retention
+    async def purge_delivery_log(self, cutoff: int, max_rows: int) -> int: ...
+
+
+def delivery_store_for(storage: Storage) -> DeliveryStore:
+    """The delivery store sharing ``storage``'s connections (writer, pools)."""
+    factory = getattr(storage, "delivery_store", None)
+    if factory is None:
+        raise TypeError(f"the {storage.backend} backend has no delivery store")
+    store: DeliveryStore = factory()
+    return store
+
+
+# --- column codecs shared by the SQL backends ---------------------------------------------
+
+
+def encode_secrets(secrets: tuple[Secret, ...]) -> str:
+    return json.dumps([[s.value, s.expires_at] for s in secrets])
+
+
+def decode_secrets(text: str) -> tuple[Secret, ...]:
+    return tuple(Secret(v, e) for v, e in json.loads(text))
+
+
+def encode_filters(filters: tuple[CampaignFilter, ...]) -> str:
+    return json.dumps([[list(f.event_types), list(f.campaign_names)] for f in filters])
+
+
+def decode_filters(text: str) -> tuple[CampaignFilter, ...]:
+    return tuple(CampaignFilter(tuple(t), tuple(n)) for t, n in json.loads(text))
+
+
+def replay_id_of(value: Any) -> int | None:
+    return None if not value else int(value)
+
+
+class LeaseLost(Conflict):
+    """Another worker holds the lane now (this worker's lease expired)."""
+
+    code = "lease_lost"

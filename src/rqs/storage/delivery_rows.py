@@ -1,0 +1,80 @@
+"""Column lists and row mappers shared by the SQL delivery stores (SQLite, PostgreSQL).
+
+Both backends select the same columns in the same order, so one mapper per model serves
+both; only the SQL around them differs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rqs.domain.delivery import (
+    Attempt,
+    Callback,
+    CallbackStatus,
+    Delivery,
+    DeliveryState,
+    Replay,
+    ReplayState,
+    Subscription,
+    SubscriptionStatus,
+)
+from rqs.storage.delivery_base import (
+    decode_filters,
+    decode_secrets,
+    encode_filters,
+    encode_secrets,
+    replay_id_of,
+)
+
+Row = tuple[Any, ...]
+
+CALLBACK_COLUMNS = ("domain, name, url, batch_size, auth_user, auth_password, backup_url, "
+                    "secrets, status, status_reason, failing_since, verified_at, created_at, "
+                    "updated_at")
+SUBSCRIPTION_COLUMNS = ("id, domain, name, callback, event_types, filters, status, "
+                        "status_reason, position, created_at, updated_at")
+DELIVERY_COLUMNS = ("id, msg_id, domain, subscription_id, after_index, first_index, last_index, "
+                    "advance_to, count, replay_id, state, attempts, next_attempt_at, "
+                    "last_status, last_error, created_at, updated_at")
+REPLAY_COLUMNS = ("id, domain, subscription_id, after_index, through_index, since, until, "
+                  "position, state, delivered, created_at, updated_at")
+ATTEMPT_COLUMNS = "delivery_id, at, url, status_code, latency_ms, error, outcome, id"
+
+
+def callback_row(cb: Callback) -> Row:
+    return (cb.domain, cb.name, cb.url, cb.batch_size, cb.auth_user, cb.auth_password,
+            cb.backup_url, encode_secrets(cb.secrets), cb.status.value, cb.status_reason,
+            cb.failing_since, cb.verified_at, cb.created_at, cb.updated_at)
+
+
+def callback_of(r: Row) -> Callback:
+    return Callback(r[0], r[1], r[2], r[3], r[4], r[5], r[6], decode_secrets(r[7]),
+                    CallbackStatus(r[8]), r[9], r[10], r[11], r[12], r[13])
+
+
+def subscription_values(s: Subscription) -> Row:
+    """Columns 2.. of SUBSCRIPTION_COLUMNS (everything but the id)."""
+    return (s.domain, s.name, s.callback, json.dumps(list(s.event_types)),
+            encode_filters(s.filters), s.status.value, s.status_reason, s.position,
+            s.created_at, s.updated_at)
+
+
+def subscription_of(r: Row) -> Subscription:
+    return Subscription(r[1], r[2], r[3], tuple(json.loads(r[4])), decode_filters(r[5]),
+                        SubscriptionStatus(r[6]), r[7], r[8], r[0], r[9], r[10])
+
+
+def delivery_of(r: Row) -> Delivery:
+    return Delivery(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], replay_id_of(r[9]),
+                    DeliveryState(r[10]), r[11], r[12], r[13], r[14], r[15], r[16])
+
+
+def replay_of(r: Row) -> Replay:
+    return Replay(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], ReplayState(r[8]), r[9],
+                  r[10], r[11])
+
+
+def attempt_of(r: Row) -> Attempt:
+    return Attempt(r[0], r[1], r[2], r[3], float(r[4]), r[5], r[6], r[7])

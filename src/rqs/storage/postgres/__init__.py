@@ -1,0 +1,3 @@
+from rqs.storage.postgres.store import PostgresStorage
+
+__all__ = ["PostgresStorage"]

@@ -1,0 +1,69 @@
+"""Connections and the pool, with timeouts so that a dead server fails fast.
+
+Every operation maps "cannot reach the database" (``psycopg.OperationalError``, which
+includes the pool's timeouts) to ``rqs.errors.StorageUnavailable``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import TupleRow
+from psycopg_pool import AsyncConnectionPool
+
+from rqs.errors import StorageUnavailable
+
+Conn = psycopg.AsyncConnection[TupleRow]
+Pool = AsyncConnectionPool[Conn]
+
+CONNECT_TIMEOUT_S = 5  # libpq connect_timeout
+POOL_TIMEOUT_S = 10.0  # waiting for a pooled connection (server down, or pool exhausted)
+
+# Advisory lock keys (any bigint unique to rqs): migrations, partition DDL, purging.
+MIGRATION_LOCK = 0x5251_5301
+PARTITION_LOCK = 0x5251_5302
+PURGE_LOCK = 0x5251_5303
+
+
+def _kwargs() -> dict[str, Any]:
+    return {
+        # Statements run in autocommit unless a transaction is opened explicitly, so an
+        # idle pooled connection never holds a snapshot or a lock.
+        "autocommit": True,
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        "application_name": "rqs",
+        # Notice a server that vanished without closing the socket.
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+
+
+async def connect(url: str) -> Conn:
+    """One connection outside the pool (migrations, DDL that cannot run in a transaction)."""
+    with unavailable():
+        return await psycopg.AsyncConnection.connect(url, **_kwargs())
+
+
+def make_pool(url: str, size: int) -> Pool:
+    return AsyncConnectionPool(
+        url,
+        kwargs=_kwargs(),
+        min_size=1,
+        max_size=max(size, 2),  # a held cursor lease must not starve everything else
+        timeout=POOL_TIMEOUT_S,
+        open=False,
+        name="rqs",
+    )
+
+
+@contextmanager
+def unavailable() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        raise StorageUnavailable(f"PostgreSQL is unavailable: {exc}") from exc

@@ -1,0 +1,163 @@
+"""Scans: one planning round trip, then keyset-paginated pages in index order.
+
+Every page query bounds both the index (``idx > after AND idx <= hi``) and the receive
+time (``received_at BETWEEN t0 AND t1``). The index bound drives the index scan; the
+time bound is implied by it (received_at never decreases with the index) and is there
+so the planner prunes partitions: a poll of recent events touches today's partition
+only, not one index per retained day.
+
+Several types (a poll group) are read as one ordered ``(domain_id, type, idx)`` range
+per type, each from its own position, and merged here, the way the SQLite backend does
+it: every row is read once, however the types interleave. Other filters (channels,
+excluded types, campaign) are checked on the rows of the range.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from rqs.domain.events import StoredEvent
+from rqs.storage.base import EventQuery
+from rqs.storage.postgres import sql as q
+from rqs.storage.postgres.connection import Conn
+
+PAGE = 2_000  # rows fetched per type and round trip when merging several types
+
+
+@dataclass(slots=True)
+class Plan:
+    domain: str
+    domain_id: int
+    lo: int  # exclusive index
+    hi: int  # inclusive index
+    t0: int  # received_at of the first candidate (inclusive)
+    t1: int  # received_at of the last candidate (inclusive)
+    filters: str
+    params: dict[str, Any]
+    types: list[str] | None  # None: every type (one index range)
+
+
+async def plan(conn: Conn, domain: str, query: EventQuery) -> Plan | None:
+    """Resolve a query to index and time bounds, or None when nothing can match."""
+    params = {"domain": domain, "since": query.since, "until": query.until,
+              "after": query.after, "through": query.through}
+    row = await (await conn.execute(q.SCAN_PLAN, params)).fetchone()
+    if row is None:
+        return None
+    domain_id, next_index, purged, since_index, until_index, first_time, last_time = row
+    # Retention decides first: a partition may be accounted as purged a moment before
+    # it is detached.
+    lo = max(query.after, purged, 0)
+    hi = next_index - 1 if query.through is None else min(query.through, next_index - 1)
+    if query.since is not None:
+        lo = max(lo, (next_index if since_index is None else since_index) - 1)
+    if query.until is not None:
+        hi = min(hi, (next_index if until_index is None else until_index) - 1)
+    sel = query.selector
+    if hi <= lo or first_time is None or last_time is None or sel.types == frozenset():
+        return None
+    t0 = first_time if query.since is None else max(first_time, query.since)
+    t1 = last_time if query.until is None else min(last_time, query.until - 1)
+    filters: list[str] = []
+    extra: dict[str, Any] = {}
+    if sel.exclude_types:
+        filters.append(q.SCAN_EXCLUDE_TYPES)
+        extra["exclude"] = sorted(sel.exclude_types)
+    if sel.channels is not None:
+        filters.append(q.SCAN_CHANNELS)
+        extra["channels"] = sorted(sel.channels)
+    if query.campaign is not None:
+        filters.append(q.SCAN_CAMPAIGN)
+        extra["campaign"] = query.campaign
+    return Plan(domain=domain, domain_id=domain_id, lo=lo, hi=hi, t0=t0, t1=t1,
+                filters="".join(filters), params=extra,
+                types=sorted(sel.types) if sel.types is not None else None)
+
+
+def event(domain: str, r: tuple[Any, ...]) -> StoredEvent:
+    return StoredEvent(domain, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One type's rows, fetched ahead; ``pos`` is the last index fetched."""
+
+    type: str
+    pos: int
+    rows: deque[tuple[Any, ...]] = field(default_factory=deque)
+    done: bool = False
+
+
+class Reader:
+    """The pages of one planned scan; keeps its place between pages."""
+
+    def __init__(self, p: Plan) -> None:
+        self.plan = p
+        self.pos = p.lo  # last index returned
+        self.t0 = p.t0  # received_at of the last row returned
+        self.streams = [_Stream(t, p.lo) for t in p.types] if p.types is not None else None
+
+    def _params(self, **more: Any) -> dict[str, Any]:
+        p = self.plan
+        return {"domain_id": p.domain_id, "hi": p.hi, "t0": self.t0, "t1": p.t1,
+                **p.params, **more}
+
+    async def take(self, conn: Conn, n: int) -> list[StoredEvent]:
+        p = self.plan
+        if self.streams is None or len(self.streams) == 1:
+            if self.streams is None:
+                sql = q.SCAN_RANGE.format(filters=p.filters)
+                params = self._params(after=self.pos, n=n)
+            else:
+                sql = q.SCAN_ONE_TYPE.format(filters=p.filters)
+                params = self._params(after=self.pos, n=n, type=self.streams[0].type)
+            rows = await (await conn.execute(sql.encode(), params)).fetchall()
+            if rows:
+                self.pos, self.t0 = rows[-1][0], rows[-1][3]
+            return [event(p.domain, r) for r in rows]
+        return await self._merge(conn, n)
+
+    async def _merge(self, conn: Conn, n: int) -> list[StoredEvent]:
+        out: list[StoredEvent] = []
+        streams = self.streams
+        assert streams is not None
+        while len(out) < n:
+            await self._refill(conn, [s for s in streams if not s.rows and not s.done],
+                               min(n, PAGE))
+            heap = [(s.rows[0][0], i) for i, s in enumerate(streams) if s.rows]
+            if not heap:
+                break
+            heapq.heapify(heap)
+            # Take the smallest head until done, or until a stream that may hold more
+            # runs dry: its next row could come before the other heads.
+            while heap and len(out) < n:
+                _, i = heapq.heappop(heap)
+                s = streams[i]
+                row = s.rows.popleft()
+                out.append(event(self.plan.domain, row))
+                if s.rows:
+                    heapq.heappush(heap, (s.rows[0][0], i))
+                elif not s.done:
+                    break
+        if out:
+            self.t0 = out[-1].received_at
+        return out
+
+    async def _refill(self, conn: Conn, needy: list[_Stream], page: int) -> None:
+        if not needy:
+            return
+        sql = q.SCAN_TYPES.format(filters=self.plan.filters)
+        params = self._params(types=[s.type for s in needy], positions=[s.pos for s in needy],
+                              n=page)
+        by_type: dict[str, list[tuple[Any, ...]]] = {s.type: [] for s in needy}
+        for r in await (await conn.execute(sql.encode(), params)).fetchall():
+            by_type[r[1]].append(r)
+        for s in needy:
+            rows = sorted(by_type[s.type])  # the lateral join keeps each type's order; be sure
+            s.rows.extend(rows)
+            s.done = len(rows) < page
+            if rows:
+                s.pos = rows[-1][0]

@@ -1,0 +1,366 @@
+"""The SQLite delivery store: it shares the event store's writer thread and reader pool.
+
+Every write is a job on the single writer (``Writer.submit``), so a claim and the lease
+check of each later write are atomic without any extra locking, and concurrent lanes'
+writes share group commits. Leases are still written to the database, so a second
+process (``rqs worker`` next to ``rqs serve``) could not take a lane either.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+import apsw
+
+from rqs.domain.delivery import (
+    Attempt,
+    Callback,
+    CallbackStatus,
+    Delivery,
+    DeliveryState,
+    Replay,
+    Subscription,
+)
+from rqs.errors import Conflict, NotFound
+from rqs.storage import delivery_rows as rows
+from rqs.storage.delivery_base import (
+    LIVE,
+    AttemptRecord,
+    Lane,
+    LaneKey,
+    LeaseLost,
+    NewDelivery,
+    Recorded,
+    encode_filters,
+)
+from rqs.storage.sqlite import delivery_sql as q
+from rqs.storage.sqlite.writer import Writer
+
+T = TypeVar("T")
+Reader = Callable[..., Awaitable[Any]]
+
+
+class SqliteDeliveryStore:
+    def __init__(self, writer: Writer, read: Reader) -> None:
+        self._writer = writer
+        self._read = read
+
+    async def _r(self, fn: Callable[..., T], *args: Any) -> T:
+        result: T = await self._read(fn, *args)
+        return result
+
+    # --- callbacks -----------------------------------------------------------------
+
+    async def create_callback(self, callback: Callback) -> None:
+        def run(c: apsw.Connection) -> None:
+            try:
+                c.execute(q.INSERT_CALLBACK, rows.callback_row(callback))
+            except apsw.ConstraintError:
+                raise Conflict(f"callback {callback.name!r} exists") from None
+
+        await self._writer.submit(run)
+
+    async def get_callback(self, domain: str, name: str) -> Callback | None:
+        found = await self._r(lambda c: c.execute(q.GET_CALLBACK, (domain, name)).fetchone())
+        return rows.callback_of(found) if found else None
+
+    async def list_callbacks(self, domain: str) -> list[Callback]:
+        return await self._r(
+            lambda c: [rows.callback_of(r) for r in c.execute(q.LIST_CALLBACKS, (domain,))])
+
+    async def update_callback(self, callback: Callback) -> None:
+        await self._writer.submit(_update_callback, callback)
+
+    async def delete_callback(self, domain: str, name: str) -> bool:
+        def run(c: apsw.Connection) -> bool:
+            if c.execute(q.CALLBACK_IN_USE, (domain, name)).fetchone():
+                raise Conflict(f"callback {name!r} has subscriptions; delete them first")
+            c.execute(q.DELETE_CALLBACK, (domain, name))
+            return c.changes() > 0
+
+        return await self._writer.submit(run)
+
+    # --- subscriptions ---------------------------------------------------------------
+
+    async def create_subscription(self, sub: Subscription) -> Subscription:
+        def run(c: apsw.Connection) -> int:
+            try:
+                return _returned_id(c, q.INSERT_SUBSCRIPTION, rows.subscription_values(sub))
+            except apsw.ConstraintError:
+                raise Conflict(f"subscription {sub.name!r} exists") from None
+
+        new_id = await self._writer.submit(run)
+        return Subscription(sub.domain, sub.name, sub.callback, sub.event_types, sub.filters,
+                            sub.status, sub.status_reason, sub.position, new_id,
+                            sub.created_at, sub.updated_at)
+
+    async def get_subscription(self, domain: str, name: str) -> Subscription | None:
+        found = await self._r(lambda c: c.execute(q.GET_SUBSCRIPTION, (domain, name)).fetchone())
+        return rows.subscription_of(found) if found else None
+
+    async def list_subscriptions(
+        self, domain: str, callback: str | None = None
+    ) -> list[Subscription]:
+        def run(c: apsw.Connection) -> list[Subscription]:
+            if callback is None:
+                found = c.execute(q.LIST_SUBSCRIPTIONS, (domain,))
+            else:
+                found = c.execute(q.LIST_SUBSCRIPTIONS_OF, (domain, callback))
+            return [rows.subscription_of(r) for r in found]
+
+        return await self._r(run)
+
+    async def update_subscription(self, sub: Subscription) -> None:
+        params = (sub.callback, json.dumps(list(sub.event_types)), encode_filters(sub.filters),
+                  sub.status.value, sub.status_reason, sub.updated_at, sub.domain, sub.name)
+
+        def run(c: apsw.Connection) -> None:
+            c.execute(q.UPDATE_SUBSCRIPTION, params)
+            if c.changes() == 0:
+                raise NotFound(f"no subscription {sub.name!r}")
+
+        await self._writer.submit(run)
+
+    async def delete_subscription(self, domain: str, name: str) -> bool:
+        def run(c: apsw.Connection) -> bool:
+            found = c.execute(q.SUBSCRIPTION_ID, (domain, name)).fetchone()
+            if found is None:
+                return False
+            for sql in q.DELETE_SUBSCRIPTION_ALL:
+                c.execute(sql, (found[0],))
+            return True
+
+        return await self._writer.submit(run)
+
+    # --- the worker's side -----------------------------------------------------------
+
+    async def active_domains(self) -> list[str]:
+        return await self._r(lambda c: [r[0] for r in c.execute(q.ACTIVE_DOMAINS)])
+
+    async def claim(
+        self, owner: str, now: int, lease_until: int, newest: Mapping[str, int], limit: int
+    ) -> list[Lane]:
+        return await self._writer.submit(_claim, owner, now, lease_until, dict(newest), limit)
+
+    async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery:
+        def run(c: apsw.Connection) -> Delivery:
+            if not _owns(c, lane, owner):
+                raise LeaseLost(f"lane {lane} is no longer held by {owner}")
+            return _insert_delivery(c, new)
+
+        return await self._writer.submit(run)
+
+    async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
+        return await self._writer.submit(_record, lane, owner, rec)
+
+    async def advance(
+        self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
+    ) -> bool:
+        def run(c: apsw.Connection) -> bool:
+            if not _owns(c, lane, owner):
+                return False
+            _move_lane(c, lane, position, None, lease_until, 0, now)
+            return True
+
+        return await self._writer.submit(run)
+
+    async def release(self, lane: LaneKey, owner: str) -> None:
+        table = "replays" if lane.replay_id else "subscriptions"
+        lane_id = lane.replay_id or lane.subscription_id
+        await self._writer.submit(
+            lambda c: c.execute(q.RELEASE.format(table=table), (lane_id, owner)))
+
+    async def next_due(self) -> int | None:
+        found = await self._r(lambda c: c.execute(q.NEXT_DUE).fetchone())
+        return int(found[0]) if found and found[0] is not None else None
+
+    # --- reading back ----------------------------------------------------------------
+
+    async def get_delivery(self, domain: str, delivery_id: int) -> Delivery | None:
+        found = await self._r(
+            lambda c: c.execute(q.GET_DELIVERY, (domain, delivery_id)).fetchone())
+        return rows.delivery_of(found) if found else None
+
+    async def delivery_body(self, delivery_id: int) -> bytes | None:
+        found = await self._r(lambda c: c.execute(q.DELIVERY_BODY, (delivery_id,)).fetchone())
+        return bytes(found[0]) if found and found[0] is not None else None
+
+    async def list_deliveries(
+        self,
+        domain: str,
+        *,
+        subscription_id: int | None = None,
+        state: DeliveryState | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        where = ["domain = ?"]
+        params: list[Any] = [domain]
+        for column, value in (("subscription_id", subscription_id), ("state", state)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(str(value) if column == "state" else value)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
+        sql = (f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} "
+               "ORDER BY id DESC LIMIT ?")
+        return await self._r(
+            lambda c: [rows.delivery_of(r) for r in c.execute(sql, (*params, limit))])
+
+    async def list_attempts(self, domain: str, delivery_id: int) -> list[Attempt]:
+        return await self._r(lambda c: [
+            rows.attempt_of(r) for r in c.execute(q.LIST_ATTEMPTS, (domain, delivery_id))])
+
+    # --- replays -----------------------------------------------------------------------
+
+    async def create_replay(self, replay: Replay) -> Replay:
+        r = replay
+        params = (r.domain, r.subscription_id, r.after_index, r.through_index, r.since, r.until,
+                  r.position, r.state.value, r.delivered, r.created_at, r.updated_at)
+        new_id = await self._writer.submit(_returned_id, q.INSERT_REPLAY, params)
+        return Replay(new_id, r.domain, r.subscription_id, r.after_index, r.through_index,
+                      r.since, r.until, r.position, r.state, r.delivered, r.created_at,
+                      r.updated_at)
+
+    async def get_replay(self, domain: str, replay_id: int) -> Replay | None:
+        found = await self._r(lambda c: c.execute(q.GET_REPLAY, (domain, replay_id)).fetchone())
+        return rows.replay_of(found) if found else None
+
+    async def list_replays(self, domain: str, subscription_id: int) -> list[Replay]:
+        return await self._r(lambda c: [
+            rows.replay_of(r) for r in c.execute(q.LIST_REPLAYS, (domain, subscription_id))])
+
+    async def cancel_replay(self, domain: str, replay_id: int, now: int) -> bool:
+        def run(c: apsw.Connection) -> bool:
+            c.execute(q.CANCEL_REPLAY, (now, domain, replay_id))
+            if c.changes() == 0:
+                return False
+            c.execute(q.DROP_REPLAY_PENDING, (now, replay_id))
+            return True
+
+        return await self._writer.submit(run)
+
+    # --- retention ---------------------------------------------------------------------
+
+    async def purge_delivery_log(self, cutoff: int, max_rows: int) -> int:
+        def run(c: apsw.Connection) -> int:
+            removed = 0
+            for sql in q.PURGE_LOG:
+                c.execute(sql, (cutoff, max_rows))
+                removed += c.changes()
+            return removed
+
+        return await self._writer.submit(run)
+
+
+# --- writer-thread jobs ----------------------------------------------------------------
+
+
+def _returned_id(c: apsw.Connection, sql: str, params: tuple[Any, ...]) -> int:
+    row: tuple[Any, ...] | None = c.execute(sql, params).fetchone()
+    assert row is not None  # RETURNING always yields the new row
+    return int(row[0])
+
+
+def _update_callback(c: apsw.Connection, cb: Callback) -> None:
+    before = c.execute(q.CALLBACK_STATUS, (cb.domain, cb.name)).fetchone()
+    if before is None:
+        raise NotFound(f"no callback {cb.name!r}")
+    c.execute(q.UPDATE_CALLBACK, (*rows.callback_row(cb)[2:], cb.domain, cb.name))
+    if before[0] != CallbackStatus.ACTIVE and cb.status is CallbackStatus.ACTIVE:
+        # Re-enabled: pending batches start their schedule over, lanes may run at once.
+        for sql in q.REENABLE:
+            c.execute(sql, (cb.domain, cb.name))
+
+
+def _owns(c: apsw.Connection, lane: LaneKey, owner: str) -> bool:
+    if lane.replay_id:
+        found = c.execute(q.REPLAY_OWNER, (lane.replay_id,)).fetchone()
+    else:
+        found = c.execute(q.SUBSCRIPTION_OWNER, (lane.subscription_id,)).fetchone()
+    return found is not None and found[0] == owner
+
+
+def _insert_delivery(c: apsw.Connection, n: NewDelivery) -> Delivery:
+    params = (n.msg_id, n.domain, n.subscription_id, n.replay_id, n.after_index, n.first_index,
+              n.last_index, n.advance_to, n.count, n.created_at, n.created_at)
+    new_id = _returned_id(c, q.INSERT_DELIVERY, params)
+    return Delivery(new_id, n.msg_id, n.domain, n.subscription_id, n.after_index, n.first_index,
+                    n.last_index, n.advance_to, n.count, n.replay_id or None,
+                    created_at=n.created_at, updated_at=n.created_at)
+
+
+def _move_lane(c: apsw.Connection, lane: LaneKey, position: int | None, retry_at: int | None,
+               lease_until: int | None, delivered: int, now: int) -> None:
+    owner_clear = lease_until is None
+    if lane.replay_id:
+        c.execute(q.MOVE_REPLAY, (position, retry_at, lease_until, owner_clear, delivered,
+                                  lane.replay_id, now))
+    else:
+        c.execute(q.MOVE_SUBSCRIPTION, (position, retry_at, lease_until, owner_clear,
+                                        lane.subscription_id))
+
+
+def _record(c: apsw.Connection, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
+    d, a = rec.delivery, rec.attempt
+    c.execute(q.UPDATE_DELIVERY, (d.state.value, d.attempts, d.next_attempt_at, d.last_status,
+                                  d.last_error, d.updated_at, d.state.value, rec.body, d.id))
+    c.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code, a.latency_ms,
+                                 a.error, a.outcome))
+    sub = c.execute(q.SUBSCRIPTION_CALLBACK, (lane.subscription_id,)).fetchone()
+    if sub is None:  # deleted while the batch was in flight
+        return Recorded(None, False)
+    domain, callback = sub[0], sub[1]
+    if rec.failing == "start":
+        c.execute(q.CALLBACK_FAILING, (a.at, domain, callback))
+    elif rec.failing == "clear":
+        c.execute(q.CALLBACK_RECOVERED, (domain, callback))
+    if rec.disable_reason is not None:
+        c.execute(q.DISABLE_CALLBACK, (rec.disable_reason, a.at, domain, callback))
+    if not _owns(c, lane, owner):
+        return Recorded(None, False)
+    done = d.state is not DeliveryState.PENDING
+    _move_lane(c, lane, rec.position, rec.retry_at, rec.lease_until,
+               d.count if done else 0, a.at)
+    active = c.execute(q.LANE_ACTIVE, (lane.subscription_id, lane.replay_id)).fetchone()
+    if not active or not active[0]:
+        return Recorded(None, False)
+    nxt = _insert_delivery(c, rec.next) if rec.next is not None else None
+    return Recorded(nxt, True)
+
+
+def _claim(c: apsw.Connection, owner: str, now: int, lease_until: int,
+           newest: dict[str, int], limit: int) -> list[Lane]:
+    lanes: list[Lane] = []
+    n_sub = len(rows.SUBSCRIPTION_COLUMNS.split(","))
+    for r in c.execute(q.CLAIMABLE_LIVE, (now, now)).fetchall():
+        if len(lanes) >= limit:
+            break
+        sub, cb = rows.subscription_of(r[:n_sub]), rows.callback_of(r[n_sub:])
+        pending = _pending(c, sub.id, LIVE)
+        if pending is None and sub.position >= newest.get(sub.domain, 0):
+            continue
+        c.execute(q.LEASE_SUBSCRIPTION, (owner, lease_until, sub.id))
+        lanes.append(Lane(sub, cb, None, pending, lease_until))
+    n_rep = len(rows.REPLAY_COLUMNS.split(","))
+    for r in c.execute(q.CLAIMABLE_REPLAYS, (now, now)).fetchall():
+        if len(lanes) >= limit:
+            break
+        rep = rows.replay_of(r[:n_rep])
+        sub = rows.subscription_of(r[n_rep:n_rep + n_sub])
+        cb = rows.callback_of(r[n_rep + n_sub:])
+        pending = _pending(c, sub.id, rep.id)
+        if pending is None and rep.position >= rep.through_index:
+            c.execute(q.FINISH_REPLAY, (now, rep.id))
+            continue
+        c.execute(q.LEASE_REPLAY, (owner, lease_until, rep.id))
+        lanes.append(Lane(sub, cb, rep, pending, lease_until))
+    return lanes
+
+
+def _pending(c: apsw.Connection, subscription_id: int, replay_id: int) -> Delivery | None:
+    found = c.execute(q.PENDING_DELIVERY, (subscription_id, replay_id)).fetchone()
+    return rows.delivery_of(found) if found else None

@@ -1,0 +1,402 @@
+"""Push delivery in the native ``/v1`` API: callbacks, subscriptions, and what Responsys
+lacks: delivery status, the attempts log, dead letters, replays, secret rotation."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from rqs.domain import delivery as d
+from rqs.domain.events import format_time, parse_time
+from rqs.errors import InvalidRequest
+from rqs.service.keys import Principal
+from rqs.service.push_admin import CallbackSpec, PushAdmin, SubscriptionSpec
+from rqs.web.auth import principal
+from rqs.web.native import endpoint, json_response, read_body
+from rqs.web.params import int_param, str_param
+
+MAX_LIST = 1000
+T = TypeVar("T")
+
+
+def _decode(body: bytes, cls: type[T]) -> T:
+    try:
+        return msgspec.json.decode(body, type=cls)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest(f"invalid body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+class BasicAuthIn(msgspec.Struct, forbid_unknown_fields=True):
+    user_name: str
+    password: str = ""
+
+
+class CallbackIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = ""
+    url: str | None = None
+    batch_size: int | None = None
+    basic_auth: BasicAuthIn | None = None
+    backup_url: str | None = None
+    signing_secret: str | None = None
+    status: str | None = None
+    status_reason: str | None = None
+
+
+class FilterIn(msgspec.Struct, forbid_unknown_fields=True):
+    campaign_names: list[str]
+    event_types: list[str] = []
+
+
+class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = ""
+    callback: str | None = None
+    event_types: list[str] | None = None
+    filters: list[FilterIn] | None = None
+    status: str | None = None
+    status_reason: str | None = None
+    start: str | int | None = None
+
+
+class ReplayIn(msgspec.Struct, forbid_unknown_fields=True):
+    from_index: int | None = None
+    through_index: int | None = None
+    since: str | float | None = None
+    until: str | float | None = None
+
+
+class SecretIn(msgspec.Struct, forbid_unknown_fields=True):
+    signing_secret: str | None = None
+
+
+def push_of(request: Request) -> PushAdmin:
+    push: PushAdmin = request.app.state.push
+    return push
+
+
+async def who(request: Request) -> Principal:
+    return await principal(request, push_of(request).storage)
+
+
+def _t(micros: int | None) -> str | None:
+    return format_time(micros) if micros is not None else None
+
+
+def callback_json(cb: d.Callback, *, secret: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": cb.name, "url": cb.url, "batch_size": cb.batch_size,
+        "backup_url": cb.backup_url,
+        "basic_auth": {"user_name": cb.auth_user} if cb.auth_user is not None else None,
+        "status": cb.status.value, "status_reason": cb.status_reason,
+        "failing_since": _t(cb.failing_since), "verified_at": _t(cb.verified_at),
+        "created_at": _t(cb.created_at), "updated_at": _t(cb.updated_at),
+    }
+    if secret:
+        out["signing_secret"] = cb.secrets[0].value
+    return out
+
+
+def subscription_json(s: d.Subscription) -> dict[str, Any]:
+    return {"name": s.name, "callback": s.callback, "event_types": list(s.event_types),
+            "filters": [{"event_types": list(f.event_types),
+                         "campaign_names": list(f.campaign_names)} for f in s.filters],
+            "status": s.status.value, "status_reason": s.status_reason,
+            "position": s.position, "created_at": _t(s.created_at),
+            "updated_at": _t(s.updated_at)}
+
+
+def delivery_json(x: d.Delivery) -> dict[str, Any]:
+    return {"id": x.id, "webhook_id": x.msg_id, "subscription_id": x.subscription_id,
+            "replay_id": x.replay_id, "first_index": x.first_index, "last_index": x.last_index,
+            "count": x.count, "state": x.state.value, "attempts": x.attempts,
+            "next_attempt_at": _t(x.next_attempt_at), "last_status": x.last_status,
+            "last_error": x.last_error, "created_at": _t(x.created_at),
+            "updated_at": _t(x.updated_at)}
+
+
+def replay_json(r: d.Replay) -> dict[str, Any]:
+    return {"id": r.id, "subscription_id": r.subscription_id, "from_index": r.after_index + 1,
+            "through_index": r.through_index, "since": _t(r.since), "until": _t(r.until),
+            "position": r.position, "state": r.state.value, "delivered": r.delivered,
+            "created_at": _t(r.created_at), "updated_at": _t(r.updated_at)}
+
+
+def attempt_json(a: d.Attempt) -> dict[str, Any]:
+    return {"at": _t(a.at), "url": a.url, "status_code": a.status_code,
+            "latency_ms": a.latency_ms, "error": a.error, "outcome": a.outcome}
+
+
+def callback_spec(body: CallbackIn, name: str | None = None) -> CallbackSpec:
+    auth = body.basic_auth
+    return CallbackSpec(name=name or body.name, url=body.url, batch_size=body.batch_size,
+                        auth_user=auth.user_name if auth else None,
+                        auth_password=auth.password if auth else None,
+                        backup_url=body.backup_url, signing_secret=body.signing_secret,
+                        status=body.status, status_reason=body.status_reason)
+
+
+def subscription_spec(body: SubscriptionIn, name: str | None = None) -> SubscriptionSpec:
+    filters = None if body.filters is None else [
+        d.CampaignFilter(tuple(f.event_types), tuple(f.campaign_names)) for f in body.filters]
+    return SubscriptionSpec(name=name or body.name, callback=body.callback,
+                            event_types=body.event_types, filters=filters, status=body.status,
+                            status_reason=body.status_reason, start=body.start)
+
+
+def _time(value: str | float | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name}: {exc}", parameter=name) from None
+
+
+def _id(request: Request, name: str = "id") -> int:
+    raw = request.path_params[name]
+    if not raw.isdigit():
+        raise InvalidRequest(f"{name} must be a number", parameter=name)
+    return int(raw)
+
+
+# --- callbacks ---------------------------------------------------------------------------
+
+
+@endpoint
+async def list_callbacks(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    caller.require("read")
+    found = await push.store.list_callbacks(caller.domain)
+    return json_response({"callbacks": [callback_json(c) for c in found]})
+
+
+@endpoint
+async def create_callback(request: Request) -> Response:
+    body = _decode(await read_body(request, 1 << 20), CallbackIn)
+    cb = await push_of(request).create_callback(await who(request), callback_spec(body))
+    return json_response(callback_json(cb, secret=True), status=201)
+
+
+@endpoint
+async def get_callback(request: Request) -> Response:
+    cb = await push_of(request).callback(await who(request), request.path_params["name"])
+    return json_response(callback_json(cb))
+
+
+@endpoint
+async def update_callback(request: Request) -> Response:
+    body = _decode(await read_body(request, 1 << 20), CallbackIn)
+    spec = callback_spec(body, request.path_params["name"])
+    cb = await push_of(request).update_callback(await who(request), spec)
+    return json_response(callback_json(cb, secret=spec.signing_secret is not None))
+
+
+@endpoint
+async def delete_callback(request: Request) -> Response:
+    await push_of(request).delete_callback(await who(request), request.path_params["name"])
+    return Response(status_code=204)
+
+
+@endpoint
+async def verify_callback(request: Request) -> Response:
+    cb = await push_of(request).verify_callback(await who(request), request.path_params["name"])
+    return json_response(callback_json(cb))
+
+
+@endpoint
+async def rotate_secret(request: Request) -> Response:
+    raw = await read_body(request, 1 << 16)
+    body = _decode(raw, SecretIn) if raw.strip() else SecretIn()
+    cb = await push_of(request).rotate_secret(await who(request), request.path_params["name"],
+                                              body.signing_secret)
+    return json_response(callback_json(cb, secret=True))
+
+
+@endpoint
+async def get_secrets(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    caller.require("admin")
+    cb = await push.callback(caller, request.path_params["name"])
+    now = push.now()
+    return json_response({"signing_secrets": [
+        {"secret": s.value, "expires_at": _t(s.expires_at)} for s in cb.secrets
+        if s.expires_at is None or s.expires_at > now]})
+
+
+# --- subscriptions -----------------------------------------------------------------------
+
+
+@endpoint
+async def list_subscriptions(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    caller.require("read")
+    found = await push.store.list_subscriptions(caller.domain,
+                                                str_param(request.query_params, "callback"))
+    return json_response({"subscriptions": [subscription_json(s) for s in found]})
+
+
+@endpoint
+async def create_subscription(request: Request) -> Response:
+    body = _decode(await read_body(request, 1 << 20), SubscriptionIn)
+    sub = await push_of(request).create_subscription(await who(request), subscription_spec(body))
+    return json_response(subscription_json(sub), status=201)
+
+
+@endpoint
+async def get_subscription(request: Request) -> Response:
+    sub = await push_of(request).subscription(await who(request), request.path_params["name"])
+    return json_response(subscription_json(sub))
+
+
+@endpoint
+async def update_subscription(request: Request) -> Response:
+    body = _decode(await read_body(request, 1 << 20), SubscriptionIn)
+    spec = subscription_spec(body, request.path_params["name"])
+    sub = await push_of(request).update_subscription(await who(request), spec)
+    return json_response(subscription_json(sub))
+
+
+@endpoint
+async def delete_subscription(request: Request) -> Response:
+    await push_of(request).delete_subscription(await who(request), request.path_params["name"])
+    return Response(status_code=204)
+
+
+@endpoint
+async def subscription_status(request: Request) -> Response:
+    """Where delivery stands: position, lag, the batch in flight, the callback's health."""
+    push, caller = push_of(request), await who(request)
+    sub = await push.subscription(caller, request.path_params["name"])
+    cb = await push.store.get_callback(caller.domain, sub.callback)
+    bounds = await push.storage.bounds(caller.domain)
+    pending = await push.store.list_deliveries(
+        caller.domain, subscription_id=sub.id, state=d.DeliveryState.PENDING, limit=MAX_LIST)
+    live = [p for p in pending if p.replay_id is None]
+    return json_response({
+        "subscription": subscription_json(sub),
+        "callback": callback_json(cb) if cb else None,
+        "newest_index": bounds.newest, "behind": max(0, bounds.newest - sub.position),
+        "pending": delivery_json(live[0]) if live else None,
+        "replays_pending": len(pending) - len(live),
+    })
+
+
+@endpoint
+async def list_deliveries(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    sub = await push.subscription(caller, request.path_params["name"])
+    return await _deliveries(request, push, caller, sub.id, None)
+
+
+@endpoint
+async def list_dead_letters(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    caller.require("read")
+    name = str_param(request.query_params, "subscription")
+    sub_id = (await push.subscription(caller, name)).id if name else None
+    return await _deliveries(request, push, caller, sub_id, d.DeliveryState.DEAD)
+
+
+async def _deliveries(request: Request, push: PushAdmin, caller: Principal,
+                      sub_id: int | None, state: d.DeliveryState | None) -> Response:
+    p = request.query_params
+    if state is None and (raw := str_param(p, "state")):
+        try:
+            state = d.DeliveryState(raw)
+        except ValueError:
+            raise InvalidRequest("state is pending, succeeded or dead", parameter="state") \
+                from None
+    limit = int_param(p, "limit", minimum=1) or 100
+    found = await push.store.list_deliveries(
+        caller.domain, subscription_id=sub_id, state=state,
+        before_id=int_param(p, "before", minimum=1), limit=min(limit, MAX_LIST))
+    return json_response({"deliveries": [delivery_json(x) for x in found],
+                          "next_before": found[-1].id if len(found) == limit else None})
+
+
+@endpoint
+async def get_delivery(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    found = await push.delivery(caller, _id(request))
+    attempts = await push.store.list_attempts(caller.domain, found.id)
+    return json_response(delivery_json(found) | {"attempts_log": [attempt_json(a)
+                                                                  for a in attempts]})
+
+
+@endpoint
+async def list_attempts(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    found = await push.delivery(caller, _id(request))
+    attempts = await push.store.list_attempts(caller.domain, found.id)
+    return json_response({"attempts": [attempt_json(a) for a in attempts]})
+
+
+@endpoint
+async def redrive(request: Request) -> Response:
+    replay = await push_of(request).redrive(await who(request), _id(request))
+    return json_response(replay_json(replay), status=202)
+
+
+# --- replays -------------------------------------------------------------------------------
+
+
+@endpoint
+async def create_replay(request: Request) -> Response:
+    body = _decode(await read_body(request, 1 << 16), ReplayIn)
+    replay = await push_of(request).create_replay(
+        await who(request), request.path_params["name"], from_index=body.from_index,
+        through_index=body.through_index, since=_time(body.since, "since"),
+        until=_time(body.until, "until"))
+    return json_response(replay_json(replay), status=202)
+
+
+@endpoint
+async def list_replays(request: Request) -> Response:
+    push, caller = push_of(request), await who(request)
+    sub = await push.subscription(caller, request.path_params["name"])
+    found = await push.store.list_replays(caller.domain, sub.id)
+    return json_response({"replays": [replay_json(r) for r in found]})
+
+
+@endpoint
+async def get_replay(request: Request) -> Response:
+    replay = await push_of(request).replay(await who(request), _id(request))
+    return json_response(replay_json(replay))
+
+
+@endpoint
+async def cancel_replay(request: Request) -> Response:
+    await push_of(request).cancel_replay(await who(request), _id(request))
+    return Response(status_code=204)
+
+
+routes = [
+    Route("/v1/callbacks", list_callbacks, methods=["GET"]),
+    Route("/v1/callbacks", create_callback, methods=["POST"]),
+    Route("/v1/callbacks/{name}", get_callback, methods=["GET"]),
+    Route("/v1/callbacks/{name}", update_callback, methods=["PUT", "PATCH"]),
+    Route("/v1/callbacks/{name}", delete_callback, methods=["DELETE"]),
+    Route("/v1/callbacks/{name}/verify", verify_callback, methods=["POST"]),
+    Route("/v1/callbacks/{name}/secrets", get_secrets, methods=["GET"]),
+    Route("/v1/callbacks/{name}/secrets", rotate_secret, methods=["POST"]),
+    Route("/v1/subscriptions", list_subscriptions, methods=["GET"]),
+    Route("/v1/subscriptions", create_subscription, methods=["POST"]),
+    Route("/v1/subscriptions/{name}", get_subscription, methods=["GET"]),
+    Route("/v1/subscriptions/{name}", update_subscription, methods=["PUT", "PATCH"]),
+    Route("/v1/subscriptions/{name}", delete_subscription, methods=["DELETE"]),
+    Route("/v1/subscriptions/{name}/status", subscription_status, methods=["GET"]),
+    Route("/v1/subscriptions/{name}/deliveries", list_deliveries, methods=["GET"]),
+    Route("/v1/subscriptions/{name}/replays", create_replay, methods=["POST"]),
+    Route("/v1/subscriptions/{name}/replays", list_replays, methods=["GET"]),
+    Route("/v1/replays/{id}", get_replay, methods=["GET"]),
+    Route("/v1/replays/{id}", cancel_replay, methods=["DELETE"]),
+    Route("/v1/deliveries/{id}", get_delivery, methods=["GET"]),
+    Route("/v1/deliveries/{id}/attempts", list_attempts, methods=["GET"]),
+    Route("/v1/dead-letters", list_dead_letters, methods=["GET"]),
+    Route("/v1/dead-letters/{id}/redrive", redrive, methods=["POST"]),
+]
