@@ -173,6 +173,24 @@ async def test_purge_drops_a_partition_left_detached(store: PostgresStorage,
 # --- failures --------------------------------------------------------------------------
 
 
+async def test_append_fails_whole_when_its_last_statement_fails(
+    store: PostgresStorage, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.append("acme", [ev(ext_id="a")])
+    # the last statement of the append's transaction, after the COPYs, fails on the server
+    monkeypatch.setattr(q, "BUMP_DAY_COUNTS", "SELECT %s::date, %s::int, %s::text[], "
+                                              "%s::text[], %s::bigint[], 1/0")
+    with pytest.raises(psycopg.errors.DivisionByZero):
+        await store.append("acme", [ev(ext_id="b"), ev(), ev(ext_id="a")])
+    monkeypatch.undo()
+    assert fetch(pg_url, "SELECT count(*) FROM events") == [(1,)]
+    assert fetch(pg_url, "SELECT ext_id FROM event_ids") == [("a",)]
+    assert await store.bounds("acme") == Bounds(oldest=1, newest=1, purged_through=0)
+    again = await store.append("acme", [ev(ext_id="b"), ev(), ev(ext_id="a")])
+    assert (again.indexes, again.stored) == ([2, 3, 1], 2)
+
+
+
 async def test_unreachable_server_raises_storage_unavailable() -> None:
     store = PostgresStorage(Settings(database_url="postgresql://postgres@127.0.0.1:1/none"))
     started = time.monotonic()

@@ -129,8 +129,9 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return delivery_settings(tmp_path)
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Override per test with ``@pytest.mark.parametrize("settings", [{...}], indirect=True)``."""
+    return delivery_settings(tmp_path, **getattr(request, "param", {}))
 
 
 @pytest.fixture

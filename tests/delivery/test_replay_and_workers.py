@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
+import pytest
+
 from rqs.adapters.webhook_sender import SendResult
 from rqs.service.delivery import DeliveryWorker
 from rqs.service.delivery_options import options_from
 from tests.delivery.conftest import Env, NoJitter, delivery_settings
-from tests.delivery.receiver import Receiver, Reply
-from tests.support import running_server
+from tests.delivery.receiver import Reply
 
 
 async def test_replay_by_index_resends_the_range_as_new_messages(env: Env) -> None:
@@ -105,34 +106,28 @@ async def test_a_crashed_workers_lane_is_taken_over_after_its_lease(env: Env) ->
     assert env.receiver.ok("cb")[0].msg_id == hanging.msg_ids[0]  # recorded before sending
 
 
-async def test_callback_failing_for_too_long_is_disabled(tmp_path: Path,
-                                                         receiver: Receiver) -> None:
-    settings = delivery_settings(tmp_path, retry_schedule=(1, 2, 5, 10),
-                                 extra={"callback_disable_after": "10"})
-    with running_server(settings) as server:
-        env = Env(server, receiver, server.client())
-        try:
-            env.callback("cb")
-            env.subscribe("sub", "cb")
-            receiver.set_default("cb", Reply(503))
-            env.ingest(1)
-            for delay in (0, 1, 2, 5):  # failing since t0; the last is 8 s later
-                env.clock.advance(delay)
-                assert (await env.deliver()).requests == 1
-            assert env.get("/v1/callbacks/cb")["status"] == "ACTIVE"
-            env.clock.advance(10)
-            await env.deliver()  # 18 s of failures: disabled
-            cb = env.get("/v1/callbacks/cb")
-            assert cb["status"] == "DISABLED"
-            assert "every attempt failed since" in cb["status_reason"]
-            assert "HTTP 503" in cb["status_reason"]
-            receiver.set_default("cb", None)
-            env.api.put("/v1/callbacks/cb", json={"status": "ACTIVE"})
-            assert (await env.deliver()).succeeded == 1
-            assert env.get("/v1/callbacks/cb")["failing_since"] is None
-        finally:
-            for w in env.workers:
-                await w.close()
+@pytest.mark.parametrize("settings", [{"retry_schedule": (1, 2, 5, 10),
+                                       "extra": {"callback_disable_after": "10"}}],
+                         indirect=True)
+async def test_callback_failing_for_too_long_is_disabled(env: Env) -> None:
+    env.callback("cb")
+    env.subscribe("sub", "cb")
+    env.receiver.set_default("cb", Reply(503))
+    env.ingest(1)
+    for delay in (0, 1, 2, 5):  # failing since t0; the last is 8 s later
+        env.clock.advance(delay)
+        assert (await env.deliver()).requests == 1
+    assert env.get("/v1/callbacks/cb")["status"] == "ACTIVE"
+    env.clock.advance(10)
+    await env.deliver()  # 18 s of failures: disabled
+    cb = env.get("/v1/callbacks/cb")
+    assert cb["status"] == "DISABLED"
+    assert "every attempt failed since" in cb["status_reason"]
+    assert "HTTP 503" in cb["status_reason"]
+    env.receiver.set_default("cb", None)
+    env.api.put("/v1/callbacks/cb", json={"status": "ACTIVE"})
+    assert (await env.deliver()).succeeded == 1
+    assert env.get("/v1/callbacks/cb")["failing_since"] is None
 
 
 async def test_rotated_secrets_both_sign_during_the_grace_period(env: Env) -> None:

@@ -39,6 +39,9 @@ class SendResult:
 class PrivateAddress(OSError):
     """The host is, or resolves only to, a non-public address."""
 
+    def __str__(self) -> str:  # aiohttp keeps the error but shows only its strerror
+        return str(self.args[0]) if self.args else "not a public address"
+
 
 class GuardedResolver(AbstractResolver):
     def __init__(self, allow_private: bool) -> None:
@@ -119,8 +122,10 @@ class WebhookSender:
             return SendResult(None, (time.perf_counter() - started) * 1000,
                               f"timed out after {self._timeout.total:g} s")
         except (aiohttp.ClientError, OSError) as exc:
-            return SendResult(None, (time.perf_counter() - started) * 1000,
-                              f"{type(exc).__name__}: {exc}"[:500])
+            cause = getattr(exc, "os_error", None)
+            message = (str(cause) if isinstance(cause, PrivateAddress)
+                       else f"{type(exc).__name__}: {exc}")
+            return SendResult(None, (time.perf_counter() - started) * 1000, message[:500])
 
     async def close(self) -> None:
         if self._session is not None:

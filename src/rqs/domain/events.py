@@ -21,7 +21,10 @@ MAX_PROBLEMS_LISTED = 1000
 
 
 class NewEvent(msgspec.Struct, gc=False):
-    """An event accepted by ingest, not yet stored (no index yet)."""
+    """An event accepted by ingest, not yet stored (no index yet).
+
+    The SQLite store inserts these fields positionally: keep its column list in step.
+    """
 
     type: str
     channel: str

@@ -133,6 +133,7 @@ class _OptionalData(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 _many_decoder = msgspec.json.Decoder(list[dict[str, str | _OptionalData]])
 _PROPS_TOKEN = b'"props"'
+_OPTIONAL_TOKEN = b'"optionalData"'
 _SMALLEST_SPLIT = 32
 
 Flat = dict[str, str]
@@ -181,13 +182,16 @@ def _simple_run(joined: bytes, count: int) -> list[Flat | None] | None:
         return None
     if len(decoded) != count:  # pragma: no cover - stored payloads are single JSON values
         return None
-    out: list[Flat | None] = decoded  # type: ignore[assignment]  # filled in place below
+    if _OPTIONAL_TOKEN not in joined:
+        # No optionalData anywhere; a "props" token would mean an _OptionalData elsewhere.
+        return None if _PROPS_TOKEN in joined else decoded  # type: ignore[return-value]
     columns = 0
-    for i, members in enumerate(decoded):
+    clashes: list[int] = []
+    for members in decoded:
         if not members:
             continue
         key, last = members.popitem()
-        if type(last) is not _OptionalData or key != "optionalData":
+        if key != "optionalData" or type(last) is not _OptionalData:
             members[key] = last  # popitem took the last member: this restores the order
             continue
         columns += 1
@@ -196,9 +200,11 @@ def _simple_run(joined: bytes, count: int) -> list[Flat | None] | None:
         size = len(members) + len(items)
         members.update([(p.name, p.value) for p in items])
         if len(members) != size:  # a column shares a name with a member: keep both, slowly
-            out[i] = None
+            clashes.append(id(members))
     # Each optionalData taken above holds one "props" token. Any other token means some
     # other member may be an _OptionalData (or optionalData was not last): no shortcut.
     if joined.count(_PROPS_TOKEN) != columns:
         return None
-    return out
+    if clashes:
+        return [None if id(m) in clashes else m for m in decoded]
+    return decoded  # type: ignore[return-value]  # every _OptionalData was taken out

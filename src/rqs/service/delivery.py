@@ -230,7 +230,9 @@ class DeliveryWorker:
         outcome = d.classify(result.status)
         retry_after = d.parse_retry_after(result.retry_after, wall)
         decision = d.next_attempt(number, outcome, self.options.schedule, self.rng, retry_after)
-        if decision.action is d.Action.RETRY and d.should_disable(
+        # Failing for too long disables the callback, and keeps the batch pending (even one
+        # whose retries just ran out), so re-enabling resumes exactly where it stopped.
+        if outcome is d.Outcome.RETRY and d.should_disable(
                 cb.failing_since, at, self.options.disable_after):
             since = format_time(cb.failing_since or at)
             decision = d.Decision(d.Action.DISABLE, reason=(
@@ -261,7 +263,8 @@ class DeliveryWorker:
             delivery=delivery, attempt=attempt, body=body if keep_body else None,
             position=pending.advance_to if state is not d.DeliveryState.PENDING else None,
             retry_at=retry_at,
-            failing={d.Action.SUCCEEDED: "clear", d.Action.RETRY: "start"}.get(action),
+            failing="clear" if action is d.Action.SUCCEEDED else
+            "start" if d.classify(result.status) is d.Outcome.RETRY else None,
             disable_reason=decision.reason if action is d.Action.DISABLE else None,
         )
 

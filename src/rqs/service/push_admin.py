@@ -140,7 +140,8 @@ class PushAdmin:
         secret = d.check_secret(spec.signing_secret) if spec.signing_secret else \
             d.generate_secret()
         now = self.now()
-        cb = d.Callback(who.domain, name, spec.url.strip(), _batch_size(spec.batch_size or 1),
+        size = d.MAX_BATCH_SIZE if spec.batch_size is None else spec.batch_size
+        cb = d.Callback(who.domain, name, spec.url.strip(), _batch_size(size),
                         spec.auth_user, spec.auth_password, spec.backup_url or None,
                         (d.Secret(secret),), created_at=now, updated_at=now)
         await self.store.create_callback(cb)

@@ -8,9 +8,10 @@ it and commits. The lock serializes index assignment per domain across every pro
 and because it is held until COMMIT, commits happen in index order: every snapshot sees
 a gapless prefix of each domain. Domains do not wait for each other.
 
-The locked section is kept short: the rows are built (and within-batch duplicates
-resolved) before the lock is taken; under it come one id lookup, one COPY, and one
-pipelined round trip for the bookkeeping.
+The locked section is kept short. Before the lock: the rows are encoded for binary
+COPY, duplicates within the batch resolved, and the batch's ext_ids looked up. Under
+it: ids stored since that lookup (normally none, then no query), one COPY of events,
+one of ids, and one pipelined round trip for the bookkeeping.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 
 from rqs.domain.events import NewEvent
 from rqs.storage.base import AppendResult
-from rqs.storage.postgres import schema
+from rqs.storage.postgres import binary_copy, schema
 from rqs.storage.postgres import sql as q
 from rqs.storage.postgres.connection import Conn
 
-Row = tuple[Any, ...]
+COPY_FLUSH_BYTES = 1 << 20  # hand COPY data to psycopg in pieces of about this size
 
 
 def now_us() -> int:
@@ -48,105 +48,122 @@ class MissingPartition(Exception):
 class Batch:
     """An append prepared outside the lock."""
 
-    tails: list[Row]  # every column after (domain_id, idx, received_at), per event
+    tails: list[bytes]  # per event: its COPY columns after (domain_id, idx, received_at)
+    keys: list[tuple[str, str]]  # per event: (type, channel)
     ext_ids: list[str | None]  # per event
-    first_of: list[int]  # per event: position of the first event with its ext_id
-    distinct_ids: list[str]  # ext_ids, each once, to look up
+    first_of: list[int]  # per event: position of the first event with the same ext_id
+    distinct_ids: list[str]
 
     @classmethod
-    def of(cls, events: Sequence[NewEvent], sanitize: bool = False) -> Batch:
-        tails: list[Row] = []
+    def of(cls, events: Sequence[NewEvent]) -> Batch:
+        tails: list[bytes] = []
+        keys: list[tuple[str, str]] = []
         ext_ids: list[str | None] = []
         first_of: list[int] = []
         seen: dict[str, int] = {}
-        text = _clean if sanitize else _same
         for pos, e in enumerate(events):
-            ext_id = text(e.ext_id)
-            tails.append((text(e.type), text(e.channel), e.occurred_at, ext_id,
-                          text(e.campaign_id), text(e.campaign_name), text(e.riid),
-                          text(e.customer_id), text(e.recipient), text(e.message), e.payload))
+            ext_id = None if e.ext_id is None else binary_copy.clean(e.ext_id)
+            tails.append(binary_copy.event_tail(e, ext_id))
+            keys.append((binary_copy.clean(e.type), binary_copy.clean(e.channel)))
             ext_ids.append(ext_id)
-            if ext_id is None:
-                first_of.append(pos)
-            else:
-                first_of.append(seen.setdefault(ext_id, pos))
-        return cls(tails, ext_ids, first_of, list(seen))
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _clean(value: Any) -> Any:
-    # PostgreSQL text cannot hold NUL, which JSON "\u0000" decodes to. Only searchable
-    # attributes are affected; the payload is bytea and kept exactly.
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+            first_of.append(pos if ext_id is None else seen.setdefault(ext_id, pos))
+        return cls(tails, keys, ext_ids, first_of, list(seen))
 
 
 async def append(conn: Conn, domain: str, batch: Batch, clock: int) -> AppendResult:
-    """One transaction; raises MissingPartition (rolled back) when the day has none."""
+    """Runs on an autocommit connection; raises MissingPartition (rolled back) when the
+    received_at's day has no partition."""
+    # --- before the lock
+    row = await (await conn.execute(q.DOMAIN_STATE, (domain,))).fetchone()
+    if row is None:
+        await conn.execute(q.ENSURE_DOMAIN, (domain,))
+        row = await (await conn.execute(q.DOMAIN_STATE, (domain,))).fetchone()
+        assert row is not None
+    domain_id, seen_next, _ = row
+    known: dict[str, int] = {}
+    if batch.distinct_ids:
+        cur = await conn.execute(q.KNOWN_IDS, (domain_id, batch.distinct_ids))
+        known = dict(await cur.fetchall())
+    # --- the locked section
     async with conn.transaction():
         cur = conn.cursor()
-        row = await (await cur.execute(q.LOCK_DOMAIN, (domain,))).fetchone()
-        if row is None:
-            await cur.execute(q.ENSURE_DOMAIN, (domain,))
-            row = await (await cur.execute(q.LOCK_DOMAIN, (domain,))).fetchone()
-            assert row is not None
-        domain_id, next_index, last_received, purged = row
+        locked = await (await cur.execute(q.LOCK_DOMAIN, (domain_id,))).fetchone()
+        assert locked is not None
+        next_index, last_received, purged = locked
         received_at = max(clock, last_received)
-        known: dict[str, int] = {}
-        if batch.distinct_ids:
-            await cur.execute(q.KNOWN_IDS, (domain_id, batch.distinct_ids, purged))
-            known = {ext_id: idx for ext_id, idx in await cur.fetchall()}
-        indexes, rows, new_ids = _assign(batch, known, domain_id, next_index, received_at)
-        if not rows:
+        if batch.distinct_ids and next_index > seen_next:
+            # Only appends committed since the lookup can have stored more of these ids.
+            await cur.execute(q.KNOWN_IDS_SINCE, (domain_id, seen_next, batch.distinct_ids))
+            known.update(await cur.fetchall())
+        # An id at or below purged_through belongs to a purged event (left for purge to
+        # tidy): it no longer makes a re-send a duplicate, and its row makes way.
+        stale = [ext_id for ext_id, idx in known.items() if idx <= purged]
+        if stale:
+            await cur.execute(q.DELETE_IDS, (domain_id, stale))
+            for ext_id in stale:
+                del known[ext_id]
+        indexes, new = _assign(batch, known, next_index)
+        if not new:
             return AppendResult(indexes=indexes, stored=0, received_at=received_at)
         try:
-            async with cur.copy(q.COPY_EVENTS) as copy:
-                copy.set_types(q.EVENT_TYPES_IN)
-                for r in rows:
-                    await copy.write_row(r)
+            await _copy_events(cur, batch, new, domain_id, next_index, received_at)
         except psycopg.errors.CheckViolation as exc:
             if "no partition" in str(exc):
                 raise MissingPartition(received_at) from exc
             raise
-        counts = Counter((r[3], r[4]) for r in rows)
+        id_rows = [binary_copy.id_row(domain_id, x, next_index + n)
+                   for n, pos in enumerate(new) if (x := batch.ext_ids[pos]) is not None]
+        if id_rows:
+            async with cur.copy(q.COPY_EVENT_IDS) as copy:
+                await copy.write(b"".join([binary_copy.HEADER, *id_rows, binary_copy.TRAILER]))
+        counts = Counter(batch.keys[pos] for pos in new)
         keys = sorted(counts)  # a fixed order for the row locks the upserts take
         types, channels, ns = [k[0] for k in keys], [k[1] for k in keys], [counts[k] for k in keys]
-        last = next_index + len(rows) - 1
+        last = next_index + len(new) - 1
+        day = schema.as_date(schema.day_of(received_at))
         async with conn.pipeline():
-            if new_ids:
-                await cur.execute(q.INSERT_EVENT_IDS,
-                                  (domain_id, [i[0] for i in new_ids], [i[1] for i in new_ids]))
             await cur.execute(q.ADVANCE_DOMAIN, (last + 1, received_at, domain_id))
             await cur.execute(q.INSERT_COMMIT, (domain_id, next_index, last, received_at))
             await cur.execute(q.BUMP_TYPE_COUNTS, (domain_id, types, channels, ns))
-            await cur.execute(q.BUMP_DAY_COUNTS, (schema.as_date(schema.day_of(received_at)),
-                                                  domain_id, types, channels, ns))
-    return AppendResult(indexes=indexes, stored=len(rows), received_at=received_at)
+            await cur.execute(q.BUMP_DAY_COUNTS, (day, domain_id, types, channels, ns))
+    return AppendResult(indexes=indexes, stored=len(new), received_at=received_at)
 
 
-def _assign(
-    batch: Batch, known: dict[str, int], domain_id: int, next_index: int, received_at: int
-) -> tuple[list[int], list[Row], list[tuple[str, int]]]:
-    """Indexes for every item, the COPY rows of the new ones, and their (ext_id, index)."""
+def _assign(batch: Batch, known: dict[str, int], next_index: int) -> tuple[list[int], list[int]]:
+    """The index of every item (new or original) and the positions of the new ones."""
     indexes: list[int] = []
-    rows: list[Row] = []
-    new_ids: list[tuple[str, int]] = []
+    new: list[int] = []
     idx = next_index
-    for pos, tail in enumerate(batch.tails):
+    for pos, first in enumerate(batch.first_of):
+        if first != pos:  # repeated within the batch: the first occurrence's index
+            indexes.append(indexes[first])
+            continue
         ext_id = batch.ext_ids[pos]
-        if ext_id is not None:
-            first = batch.first_of[pos]
-            if first != pos:  # repeated within the batch: the first occurrence's index
-                indexes.append(indexes[first])
-                continue
-            stored = known.get(ext_id)
-            if stored is not None:
-                indexes.append(stored)
-                continue
-            new_ids.append((ext_id, idx))
-        rows.append((domain_id, idx, received_at, *tail))
+        stored = None if ext_id is None else known.get(ext_id)
+        if stored is not None:
+            indexes.append(stored)
+            continue
+        new.append(pos)
         indexes.append(idx)
         idx += 1
-    return indexes, rows, new_ids
+    return indexes, new
+
+
+async def _copy_events(cur: psycopg.AsyncCursor[tuple[object, ...]], batch: Batch,
+                       new: list[int], domain_id: int, next_index: int,
+                       received_at: int) -> None:
+    head = binary_copy.event_head
+    tails = batch.tails
+    async with cur.copy(q.COPY_EVENTS) as copy:
+        parts = [binary_copy.HEADER]
+        size = 0
+        for n, pos in enumerate(new):
+            tail = tails[pos]
+            parts.append(head(domain_id, next_index + n, received_at))
+            parts.append(tail)
+            size += len(tail)
+            if size > COPY_FLUSH_BYTES:
+                await copy.write(b"".join(parts))
+                parts, size = [], 0
+        parts.append(binary_copy.TRAILER)
+        await copy.write(b"".join(parts))

@@ -50,29 +50,23 @@ SET_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '{ms}ms'"
 
 # --- append --------------------------------------------------------------------------
 
-LOCK_DOMAIN = """
-SELECT id, next_index, last_received_at, purged_through FROM domains WHERE name = %s FOR UPDATE
-"""
 ENSURE_DOMAIN = "INSERT INTO domains (name) VALUES (%s) ON CONFLICT (name) DO NOTHING"
-# Ids at or below purged_through belong to purged events and are left for purge to tidy;
-# they no longer make a re-send a duplicate.
-KNOWN_IDS = """
-SELECT ext_id, idx FROM event_ids
-WHERE domain_id = %s AND ext_id = ANY(%s::text[]) AND idx > %s
+LOCK_DOMAIN = """
+SELECT next_index, last_received_at, purged_through FROM domains WHERE id = %s FOR UPDATE
 """
+# Text arrays go in binary (%b): no quoting of every element.
+KNOWN_IDS = "SELECT ext_id, idx FROM event_ids WHERE domain_id = %s AND ext_id = ANY(%b::text[])"
+KNOWN_IDS_SINCE = """
+SELECT ext_id, idx FROM event_ids
+WHERE domain_id = %s AND idx >= %s AND ext_id = ANY(%b::text[])
+"""
+DELETE_IDS = "DELETE FROM event_ids WHERE domain_id = %s AND ext_id = ANY(%b::text[])"
 EVENT_COLUMNS_IN = (
     "domain_id, idx, received_at, type, channel, occurred_at, ext_id, campaign_id,"
     " campaign_name, riid, customer_id, recipient, message, payload"
 )
-EVENT_TYPES_IN = ["int4", "int8", "int8", "text", "text", "int8", "text", "text",
-                  "text", "text", "text", "text", "text", "bytea"]
 COPY_EVENTS = f"COPY events ({EVENT_COLUMNS_IN}) FROM STDIN (FORMAT BINARY)"
-# A conflicting row can only be a stale id of a purged event (see KNOWN_IDS): take it over.
-INSERT_EVENT_IDS = """
-INSERT INTO event_ids (domain_id, ext_id, idx)
-SELECT %s, u.ext_id, u.idx FROM unnest(%s::text[], %s::bigint[]) AS u(ext_id, idx)
-ON CONFLICT (domain_id, ext_id) DO UPDATE SET idx = EXCLUDED.idx
-"""
+COPY_EVENT_IDS = "COPY event_ids (domain_id, ext_id, idx) FROM STDIN (FORMAT BINARY)"
 ADVANCE_DOMAIN = "UPDATE domains SET next_index = %s, last_received_at = %s WHERE id = %s"
 INSERT_COMMIT = """
 INSERT INTO commits (domain_id, first_index, last_index, received_at) VALUES (%s, %s, %s, %s)

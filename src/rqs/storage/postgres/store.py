@@ -121,9 +121,7 @@ class PostgresStorage:
     # --- append --------------------------------------------------------------------
 
     async def append(self, domain: str, source: EventSource) -> AppendResult:
-        events = events_of(source)
-        batch = ingest.Batch.of(events)
-        sanitized = False
+        batch = ingest.Batch.of(events_of(source))
         for attempt in range(1, APPEND_ATTEMPTS + 1):
             now = ingest.now_us()
             if schema.day_of(now) not in self._days:
@@ -136,10 +134,6 @@ class PostgresStorage:
                 if attempt == APPEND_ATTEMPTS:
                     raise
                 await self._ensure_partitions(exc.received_at)
-            except psycopg.DataError:
-                if sanitized or attempt == APPEND_ATTEMPTS:
-                    raise
-                batch, sanitized = ingest.Batch.of(events, sanitize=True), True
         raise AssertionError("unreachable")
 
     async def _ensure_partitions(self, at: int) -> None:

@@ -148,7 +148,10 @@ class SqliteDeliveryStore:
         def run(c: apsw.Connection) -> Delivery:
             if not _owns(c, lane, owner):
                 raise LeaseLost(f"lane {lane} is no longer held by {owner}")
-            return _insert_delivery(c, new)
+            try:
+                return _insert_delivery(c, new)
+            except apsw.ConstraintError:
+                raise Conflict(f"lane {lane} has a pending batch already") from None
 
         return await self._writer.submit(run)
 
@@ -306,13 +309,15 @@ def _move_lane(c: apsw.Connection, lane: LaneKey, position: int | None, retry_at
 
 def _record(c: apsw.Connection, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
     d, a = rec.delivery, rec.attempt
-    c.execute(q.UPDATE_DELIVERY, (d.state.value, d.attempts, d.next_attempt_at, d.last_status,
-                                  d.last_error, d.updated_at, d.state.value, rec.body, d.id))
     c.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code, a.latency_ms,
                                  a.error, a.outcome))
     sub = c.execute(q.SUBSCRIPTION_CALLBACK, (lane.subscription_id,)).fetchone()
-    if sub is None:  # deleted while the batch was in flight
+    if sub is None or not _owns(c, lane, owner):
+        # Deleted meanwhile, or another worker took the lane over: the attempt is logged,
+        # and nothing else changes (the new holder decides about the batch).
         return Recorded(None, False)
+    c.execute(q.UPDATE_DELIVERY, (d.state.value, d.attempts, d.next_attempt_at, d.last_status,
+                                  d.last_error, d.updated_at, d.state.value, rec.body, d.id))
     domain, callback = sub[0], sub[1]
     if rec.failing == "start":
         c.execute(q.CALLBACK_FAILING, (a.at, domain, callback))
@@ -320,8 +325,6 @@ def _record(c: apsw.Connection, lane: LaneKey, owner: str, rec: AttemptRecord) -
         c.execute(q.CALLBACK_RECOVERED, (domain, callback))
     if rec.disable_reason is not None:
         c.execute(q.DISABLE_CALLBACK, (rec.disable_reason, a.at, domain, callback))
-    if not _owns(c, lane, owner):
-        return Recorded(None, False)
     done = d.state is not DeliveryState.PENDING
     _move_lane(c, lane, rec.position, rec.retry_at, rec.lease_until,
                d.count if done else 0, a.at)

@@ -9,9 +9,10 @@ DOMAIN_STATE = "SELECT id, next_index, last_received_at, purged_through FROM dom
 DOMAIN_ID = "SELECT id FROM domains WHERE name = ?"
 ALL_DOMAINS = "SELECT id, name, next_index, purged_through FROM domains ORDER BY name"
 
+# Columns after pos and received_at follow rqs.domain.events.NewEvent's field order.
 INSERT_EVENT = """
-INSERT INTO events (pos, type, channel, received_at, occurred_at, ext_id, campaign_id,
-                    campaign_name, riid, customer_id, recipient, message, payload)
+INSERT INTO events (pos, received_at, type, channel, payload, ext_id, occurred_at, campaign_id,
+                    campaign_name, riid, customer_id, recipient, message)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 ROWS_PER_INSERT = 100

@@ -1,0 +1,65 @@
+"""Rows in PostgreSQL's binary COPY format, encoded ahead of time.
+
+Everything about an event except its index is known before the domain lock is taken,
+so each event's columns are encoded then (``event_tail``); under the lock only a small
+fixed-size head (domain id, index, received_at) is packed in front of each one. Format:
+https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
+"""
+
+from __future__ import annotations
+
+import struct
+
+from rqs.domain.events import NewEvent
+
+HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no extension
+TRAILER = struct.pack("!h", -1)
+
+_LEN = struct.Struct("!i")
+_NULL = _LEN.pack(-1)
+_INT8 = struct.Struct("!iq")  # length 8, value
+# field count; then domain_id (int4), idx (int8), received_at (int8), each length-prefixed
+EVENT_HEAD = struct.Struct("!hiiiqiq")
+EVENT_FIELDS = 14
+ID_HEAD = struct.Struct("!hii")  # field count, length 4, domain_id
+ID_FIELDS = 3
+
+_NUL = b"\x00"
+_REPLACEMENT = "\ufffd".encode()
+
+
+def clean(value: str) -> str:
+    """PostgreSQL text cannot hold NUL (what JSON "\\u0000" decodes to)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _text(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    data = value.encode("utf-8", "replace")  # "replace": lone surrogates
+    if _NUL in data:
+        data = data.replace(_NUL, _REPLACEMENT)
+    return _LEN.pack(len(data)) + data
+
+
+def event_tail(e: NewEvent, ext_id: str | None) -> bytes:
+    """Every column after (domain_id, idx, received_at), in ``sql.EVENT_COLUMNS_IN`` order.
+
+    Searchable attributes with NUL are stored with U+FFFD; the payload is bytea and kept
+    exactly.
+    """
+    occurred = _NULL if e.occurred_at is None else _INT8.pack(8, e.occurred_at)
+    return b"".join((
+        _text(e.type), _text(e.channel), occurred, _text(ext_id), _text(e.campaign_id),
+        _text(e.campaign_name), _text(e.riid), _text(e.customer_id), _text(e.recipient),
+        _text(e.message), _LEN.pack(len(e.payload)), e.payload,
+    ))
+
+
+def event_head(domain_id: int, idx: int, received_at: int) -> bytes:
+    return EVENT_HEAD.pack(EVENT_FIELDS, 4, domain_id, 8, idx, 8, received_at)
+
+
+def id_row(domain_id: int, ext_id: str, idx: int) -> bytes:
+    """An ``event_ids`` row: (domain_id, ext_id, idx)."""
+    return ID_HEAD.pack(ID_FIELDS, 4, domain_id) + _text(ext_id) + _INT8.pack(8, idx)

@@ -1,0 +1,227 @@
+"""The DeliveryStore contract, run against every backend (the ``storage`` fixture)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from rqs.domain import delivery as d
+from rqs.errors import Conflict, NotFound
+from rqs.storage.base import Storage
+from rqs.storage.delivery_base import (
+    AttemptRecord,
+    DeliveryStore,
+    LaneKey,
+    LeaseLost,
+    NewDelivery,
+    delivery_store_for,
+)
+from tests.contract.contract_support import ev
+
+S = 1_000_000  # one second in µs
+T0 = 1_700_000_000 * S
+
+
+@pytest.fixture
+def store(storage: Storage) -> DeliveryStore:
+    return delivery_store_for(storage)
+
+
+def callback(name: str = "cb", **kw: object) -> d.Callback:
+    return replace(d.Callback("dom", name, "https://example.com/hook", 10,
+                              secrets=(d.Secret(d.generate_secret()),), created_at=T0,
+                              updated_at=T0), **kw)
+
+
+async def setup(store: DeliveryStore, storage: Storage, n_events: int = 5) -> d.Subscription:
+    await store.create_callback(callback())
+    sub = await store.create_subscription(d.Subscription("dom", "sub", "cb", ("EMAIL_BOUNCED",),
+                                                         created_at=T0, updated_at=T0))
+    if n_events:
+        await storage.append("dom", [ev() for _ in range(n_events)])
+    return sub
+
+
+def new(sub: d.Subscription, after: int, last: int, replay_id: int = 0) -> NewDelivery:
+    return NewDelivery(d.new_msg_id(), "dom", sub.id, replay_id, after, after + 1, last, last,
+                       last - after, T0)
+
+
+def done(x: d.Delivery, state: d.DeliveryState, **kw: object) -> AttemptRecord:
+    attempt = d.Attempt(x.id, T0, "https://example.com/hook", 200, 1.5, None, "succeeded")
+    fields = {"position": x.advance_to} if state is not d.DeliveryState.PENDING else {}
+    return AttemptRecord(delivery=replace(x, state=state, attempts=x.attempts + 1),
+                         attempt=attempt, **(fields | kw))  # type: ignore[arg-type]
+
+
+async def test_callbacks_crud(store: DeliveryStore) -> None:
+    cb = callback()
+    await store.create_callback(cb)
+    with pytest.raises(Conflict):
+        await store.create_callback(cb)
+    assert await store.get_callback("dom", "cb") == cb
+    assert await store.get_callback("other", "cb") is None
+    changed = replace(cb, url="https://example.org/", batch_size=200, backup_url="https://b/",
+                      auth_user="u", auth_password="p", status=d.CallbackStatus.DISABLED,
+                      status_reason="why", failing_since=T0, verified_at=T0, updated_at=T0 + 1)
+    await store.update_callback(changed)
+    assert await store.list_callbacks("dom") == [changed]
+    with pytest.raises(NotFound):
+        await store.update_callback(callback("missing"))
+    assert await store.delete_callback("dom", "cb")
+    assert not await store.delete_callback("dom", "cb")
+
+
+async def test_subscriptions_crud_and_callback_in_use(store: DeliveryStore,
+                                                      storage: Storage) -> None:
+    sub = await setup(store, storage, 0)
+    assert sub.id > 0
+    with pytest.raises(Conflict):
+        await store.create_subscription(replace(sub, id=0))
+    with pytest.raises(Conflict):
+        await store.delete_callback("dom", "cb")
+    filters = (d.CampaignFilter(("EMAIL_BOUNCED",), ("A", "B")),)
+    await store.update_subscription(replace(sub, event_types=("EMAIL_CLICKED",),
+                                            filters=filters,
+                                            status=d.SubscriptionStatus.PAUSED,
+                                            status_reason="r"))
+    got = await store.get_subscription("dom", "sub")
+    assert got is not None and got.filters == filters and got.status_reason == "r"
+    assert [s.name for s in await store.list_subscriptions("dom", "cb")] == ["sub"]
+    assert await store.list_subscriptions("dom", "other") == []
+    assert await store.delete_subscription("dom", "sub")
+    again = await store.create_subscription(replace(sub, id=0))
+    assert again.id != sub.id  # ids are never reused
+    assert await store.delete_subscription("dom", "sub")
+    assert await store.delete_callback("dom", "cb")
+
+
+async def test_claim_is_exclusive_until_the_lease_ends(store: DeliveryStore,
+                                                       storage: Storage) -> None:
+    sub = await setup(store, storage)
+    assert await store.active_domains() == ["dom"]
+    assert await store.claim("a", T0, T0 + 60 * S, {"dom": 0}, 10) == []  # nothing new
+    lanes = await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
+    assert [lane.key for lane in lanes] == [LaneKey(sub.id)]
+    assert lanes[0].pending is None and lanes[0].callback.name == "cb"
+    assert await store.claim("b", T0 + 59 * S, T0 + 120 * S, {"dom": 5}, 10) == []
+    taken = await store.claim("b", T0 + 60 * S, T0 + 120 * S, {"dom": 5}, 10)
+    assert len(taken) == 1
+    with pytest.raises(LeaseLost):  # "a" lost its lease: it may not open a batch
+        await store.open_delivery(LaneKey(sub.id), "a", new(sub, 0, 2))
+
+
+async def test_one_pending_batch_per_lane_and_records(store: DeliveryStore,
+                                                      storage: Storage) -> None:
+    sub = await setup(store, storage)
+    key = LaneKey(sub.id)
+    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
+    first = await store.open_delivery(key, "a", new(sub, 0, 2))
+    assert first.state is d.DeliveryState.PENDING and first.msg_id.startswith("msg_")
+    with pytest.raises(Conflict):
+        await store.open_delivery(key, "a", new(sub, 2, 4))
+    # A failed attempt: kept pending, body stored, lane waits, callback marked failing.
+    rec = done(first, d.DeliveryState.PENDING, body=b"[1,2]", retry_at=T0 + 5 * S,
+               failing="start")
+    assert (await store.record(key, "a", rec)).lane_active
+    assert await store.delivery_body(first.id) == b"[1,2]"
+    cb = await store.get_callback("dom", "cb")
+    assert cb is not None and cb.failing_since == T0
+    assert await store.next_due() == T0 + 5 * S
+    assert await store.claim("a", T0 + S, T0 + 60 * S, {"dom": 5}, 10) == []
+    lanes = await store.claim("b", T0 + 5 * S, T0 + 60 * S, {"dom": 5}, 10)
+    assert lanes[0].pending is not None and lanes[0].pending.id == first.id
+    assert lanes[0].pending.attempts == 1
+    # Success: the lane moves, the next batch opens in the same write, failing clears.
+    ok = await store.record(key, "b", done(lanes[0].pending, d.DeliveryState.SUCCEEDED,
+                                           failing="clear", lease_until=T0 + 60 * S,
+                                           next=new(sub, 2, 5)))
+    assert ok.next is not None and ok.next.first_index == 3
+    assert await store.delivery_body(first.id) is None  # not kept once delivered
+    got = await store.get_subscription("dom", "sub")
+    assert got is not None and got.position == 2
+    cb = await store.get_callback("dom", "cb")
+    assert cb is not None and cb.failing_since is None
+    # A writer that lost the lane changes nothing of it.
+    stale = await store.record(key, "a", done(ok.next, d.DeliveryState.SUCCEEDED))
+    assert not stale.lane_active
+    got = await store.get_subscription("dom", "sub")
+    assert got is not None and got.position == 2
+    still = await store.get_delivery("dom", ok.next.id)
+    assert still is not None and still.state is d.DeliveryState.PENDING
+    listed = await store.list_deliveries("dom", subscription_id=sub.id)
+    assert [x.id for x in listed] == [ok.next.id, first.id]
+    attempts = await store.list_attempts("dom", first.id)
+    assert [a.status_code for a in attempts] == [200, 200] and attempts[0].latency_ms == 1.5
+    assert len(await store.list_attempts("dom", ok.next.id)) == 1  # the stale one, logged
+    dead = await store.list_deliveries("dom", state=d.DeliveryState.DEAD)
+    assert dead == []
+
+
+async def test_disable_and_reenable(store: DeliveryStore, storage: Storage) -> None:
+    sub = await setup(store, storage)
+    key = LaneKey(sub.id)
+    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
+    x = await store.open_delivery(key, "a", new(sub, 0, 5))
+    rec = done(x, d.DeliveryState.PENDING, disable_reason="410 Gone", retry_at=None)
+    assert not (await store.record(key, "a", rec)).lane_active
+    cb = await store.get_callback("dom", "cb")
+    assert cb is not None and cb.status is d.CallbackStatus.DISABLED
+    assert cb.status_reason == "410 Gone"
+    assert await store.active_domains() == []
+    assert await store.claim("a", T0 + 600 * S, T0 + 700 * S, {"dom": 5}, 10) == []
+    await store.update_callback(replace(cb, status=d.CallbackStatus.ACTIVE, status_reason=None))
+    lanes = await store.claim("a", T0 + 600 * S, T0 + 700 * S, {"dom": 5}, 10)
+    assert lanes[0].pending is not None and lanes[0].pending.id == x.id
+    assert lanes[0].pending.attempts == 0  # the schedule starts over
+
+
+async def test_paused_lanes_are_not_claimed(store: DeliveryStore, storage: Storage) -> None:
+    sub = await setup(store, storage)
+    await store.update_subscription(replace(sub, status=d.SubscriptionStatus.PAUSED))
+    assert await store.claim("a", T0, T0 + S, {"dom": 5}, 10) == []
+    await store.update_subscription(replace(sub, status=d.SubscriptionStatus.ACTIVE))
+    assert len(await store.claim("a", T0, T0 + S, {"dom": 5}, 10)) == 1
+
+
+async def test_replay_lanes(store: DeliveryStore, storage: Storage) -> None:
+    sub = await setup(store, storage)
+    await store.advance(LaneKey(sub.id), "nobody", 5, None, T0)  # not held: no effect
+    replay = await store.create_replay(d.Replay(0, "dom", sub.id, 1, 4, position=1,
+                                                created_at=T0, updated_at=T0))
+    assert replay.id > 0 and replay.state is d.ReplayState.RUNNING
+    lanes = await store.claim("a", T0, T0 + S, {"dom": 0}, 10)
+    assert [lane.key for lane in lanes] == [LaneKey(sub.id, replay.id)]
+    key = lanes[0].key
+    x = await store.open_delivery(key, "a", new(sub, 1, 4, replay.id))
+    assert x.replay_id == replay.id
+    await store.record(key, "a", done(x, d.DeliveryState.SUCCEEDED))
+    got = await store.get_replay("dom", replay.id)
+    assert got is not None and got.state is d.ReplayState.DONE and got.delivered == 3
+    assert [r.id for r in await store.list_replays("dom", sub.id)] == [replay.id]
+    other = await store.create_replay(replace(replay, id=0, state=d.ReplayState.RUNNING))
+    assert await store.cancel_replay("dom", other.id, T0)
+    assert not await store.cancel_replay("dom", other.id, T0)
+    assert await store.claim("a", T0, T0 + S, {"dom": 0}, 10) == []
+
+
+async def test_advance_moves_an_idle_lane(store: DeliveryStore, storage: Storage) -> None:
+    sub = await setup(store, storage)
+    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
+    assert await store.advance(LaneKey(sub.id), "a", 5, None, T0)
+    got = await store.get_subscription("dom", "sub")
+    assert got is not None and got.position == 5
+    assert await store.claim("b", T0, T0 + S, {"dom": 5}, 10) == []  # released, up to date
+
+
+async def test_purge_removes_old_attempts_and_finished_batches(store: DeliveryStore,
+                                                               storage: Storage) -> None:
+    sub = await setup(store, storage)
+    key = LaneKey(sub.id)
+    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
+    x = await store.open_delivery(key, "a", new(sub, 0, 5))
+    await store.record(key, "a", done(x, d.DeliveryState.SUCCEEDED))
+    assert await store.purge_delivery_log(T0, 100) == 0
+    assert await store.purge_delivery_log(T0 + 1, 100) == 2
+    assert await store.get_delivery("dom", x.id) is None
