@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -29,6 +30,33 @@ def rss_kb(pid: int, field: str = "VmRSS") -> int:
     text = Path(f"/proc/{pid}/status").read_text()
     m = re.search(rf"^{field}:\s+(\d+) kB", text, re.M)
     return int(m.group(1)) if m else 0
+
+
+def descendants(pid: int) -> list[int]:
+    """Child processes, recursively (the SQLite writer runs in one)."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            parents.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def tree_kb(pid: int, field: str = "VmHWM") -> int:
+    """A memory figure summed over a process and its descendants."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError):
+            total += rss_kb(p, field)
+    return total
 
 
 def percentile(values: list[float], p: float) -> float:

@@ -23,6 +23,7 @@ from rqs.settings import Settings
 from rqs.storage import open_storage
 from rqs.web.app import create_app
 
+
 def samples() -> list[dict[str, object]]:
     """Every Responsys sample payload (the package bundles Oracle's samples)."""
     text = resources.files("rqs.data").joinpath("responsys-event-samples.json").read_text()

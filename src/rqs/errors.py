@@ -113,7 +113,8 @@ class Gone(RqsError):
     def __init__(self, oldest_index: int | None, asked: int, message: str | None = None) -> None:
         self.oldest_index = oldest_index
         self.asked = asked
-        oldest = "none retained" if oldest_index is None else f"the oldest available is {oldest_index}"
+        oldest = ("none is retained" if oldest_index is None
+                  else f"the oldest available is {oldest_index}")
         super().__init__(message or f"index {asked} is past retention; {oldest}")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 from contract_support import Model, ev, scan_all, scan_indexes
 
@@ -197,3 +199,11 @@ async def test_many_events_in_one_append(storage: Storage) -> None:
     again = await model.append(storage, events[::2])
     assert again.stored == 0
     assert again.indexes == list(range(1, 5_001, 2))
+
+
+async def test_append_takes_a_function_producing_the_events(storage: Storage) -> None:
+    # The backend calls it where it writes (for SQLite in another process: picklable).
+    produce = functools.partial(list, [ev(ext_id="f1"), ev(), ev(ext_id="f1")])
+    result = await storage.append("acme", produce)
+    assert (result.indexes, result.stored) == ([1, 2, 1], 2)
+    assert await scan_indexes(storage, "acme", EventQuery()) == [1, 2]

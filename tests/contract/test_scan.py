@@ -187,3 +187,26 @@ async def test_scan_sees_appends_between_chunks_only_within_its_bounds(storage: 
     # Whatever the backend decides about events appended mid-scan, it stays gapless.
     assert seen[:10] == list(range(1, 11))
     assert seen == list(range(1, len(seen) + 1))
+
+
+async def test_scan_map_applies_the_function_to_each_chunk(storage: Storage,
+                                                           model: Model) -> None:
+    assert MTA is not None
+    query = EventQuery(selector=MTA, after=3, limit=50)
+    chunks = await scan_chunks(storage, "acme", query, 7)
+    mapped = [r async for r in storage.scan_map("acme", query, lambda rows: [e.index for e in rows],
+                                                7)]
+    assert mapped == [[e.index for e in rows] for rows in chunks]
+    assert [i for m in mapped for i in m] == model.expected(query)
+    assert [r async for r in storage.scan_map("nobody", query, len)] == []
+
+
+async def test_stopping_a_scan_early(storage: Storage, model: Model) -> None:
+    seen = []
+    async for rows in storage.scan("acme", EventQuery(), chunk=5):
+        seen.extend(e.index for e in rows)
+        if len(seen) >= 10:
+            break
+    assert seen == list(range(1, 11))
+    # the storage is still usable afterwards
+    assert await scan_indexes(storage, "acme", EventQuery(limit=3)) == [1, 2, 3]

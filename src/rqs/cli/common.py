@@ -24,7 +24,8 @@ def store_options(fn: F) -> F:
     fn = click.option("--database-url", default=None, metavar="URL",
                       help="PostgreSQL URL instead of SQLite (env: RQS_DATABASE_URL)")(fn)
     fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                      help="Directory of the SQLite store (env: RQS_DATA_DIR; default ./rqs-data)")(fn)
+                      help="Directory of the SQLite store (env: RQS_DATA_DIR; "
+                      "default ./rqs-data)")(fn)
     return fn
 
 

@@ -35,10 +35,13 @@ def _bootstrap_admin(storage: Storage) -> Any:
 
 
 @cli.command()
-@click.option("--host", default=None, help="Interface to listen on (env: RQS_HOST; default 127.0.0.1)")
+@click.option("--host", default=None,
+              help="Interface to listen on (env: RQS_HOST; default 127.0.0.1)")
 @click.option("--port", type=int, default=None, help="Port (env: RQS_PORT; default 8080)")
-@click.option("--workers", type=int, default=None, help="Server processes (env: RQS_WORKERS; PostgreSQL only)")
-@click.option("--retention-days", type=float, default=None, help="Days events are kept (env: RQS_RETENTION_DAYS; default 30)")
+@click.option("--workers", type=int, default=None,
+              help="Server processes (env: RQS_WORKERS; PostgreSQL only)")
+@click.option("--retention-days", type=float, default=None,
+              help="Days events are kept (env: RQS_RETENTION_DAYS; default 30)")
 @click.option("--log-level", default=None, help="debug, info, warning (env: RQS_LOG_LEVEL)")
 @store_options
 def serve(host: str | None, port: int | None, workers: int | None, retention_days: float | None,

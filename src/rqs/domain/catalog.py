@@ -46,8 +46,8 @@ class EventType:
     responsys: bool  # part of Responsys' eventList
 
 
-def _t(name: str, channel: Channel, group: PollGroup, description: str, responsys: bool) -> EventType:
-    return EventType(name, channel, group, description, responsys)
+def _t(name: str, channel: Channel, group: PollGroup, text: str, responsys: bool) -> EventType:
+    return EventType(name, channel, group, text, responsys)
 
 
 E, S, M, P, W = Channel.EMAIL, Channel.SMS, Channel.MMS, Channel.PUSH, Channel.WEBPUSH

@@ -161,9 +161,8 @@ def parse_time(value: object) -> int:
 
 
 def format_time(micros: int) -> str:
-    return datetime.fromtimestamp(micros / 1_000_000, UTC).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    dt = datetime.fromtimestamp(micros / 1_000_000, UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # --- splitting -------------------------------------------------------------------------
@@ -322,7 +321,9 @@ def _fast_responsys(body: bytes, raws: list[bytes]) -> list[NewEvent] | None:
     return out
 
 
-def parse_batch(body: bytes, content_type: str | None, domain: str, max_items: int) -> list[NewEvent]:
+def parse_batch(
+    body: bytes, content_type: str | None, domain: str, max_items: int
+) -> list[NewEvent]:
     """Parse a whole ingest body; raise with every problem if any item is invalid."""
     raws = split_body(body, content_type)
     if len(raws) > max_items:

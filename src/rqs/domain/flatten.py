@@ -131,9 +131,10 @@ class _OptionalData(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     props: _Props
 
 
-_many_decoder = msgspec.json.Decoder(list[dict[str, str | _OptionalData]])
+_many_decoder = msgspec.json.Decoder(list[dict[str, str | _OptionalData | None]])
 _PROPS_TOKEN = b'"props"'
 _OPTIONAL_TOKEN = b'"optionalData"'
+_NULL_TOKEN = b"null"
 _SMALLEST_SPLIT = 32
 
 Flat = dict[str, str]
@@ -145,8 +146,8 @@ def simple(raw: bytes) -> Flat | None:
     When it returns a dict, ``list(dict.items()) == flatten_json(raw)``, and no name or value
     holds a quote, a backslash, a control character or U+FFC0..U+FFFF, so renderers may
     splice them into JSON strings and XML text unescaped (XML still needs ``& < >``).
-    The common shape: string members, then optionally ``optionalData.props.prop`` holding
-    only ``{"name": str, "value": str}`` items, as the last member.
+    The common shape: string or null members, with ``optionalData.props.prop`` (holding
+    only ``{"name": str, "value": str}`` items) if any as the last member.
     """
     return simple_each([raw])[0]
 
@@ -182,15 +183,18 @@ def _simple_run(joined: bytes, count: int) -> list[Flat | None] | None:
         return None
     if len(decoded) != count:  # pragma: no cover - stored payloads are single JSON values
         return None
-    if _OPTIONAL_TOKEN not in joined:
+    if _OPTIONAL_TOKEN not in joined and _NULL_TOKEN not in joined:
         # No optionalData anywhere; a "props" token would mean an _OptionalData elsewhere.
         return None if _PROPS_TOKEN in joined else decoded  # type: ignore[return-value]
-    columns = 0
+    columns = nulls = 0
     clashes: list[int] = []
     for members in decoded:
         if not members:
             continue
         key, last = members.popitem()
+        if last is None:  # "optionalData": null ends many Responsys payloads; omitted
+            nulls += 1
+            continue
         if key != "optionalData" or type(last) is not _OptionalData:
             members[key] = last  # popitem took the last member: this restores the order
             continue
@@ -205,6 +209,14 @@ def _simple_run(joined: bytes, count: int) -> list[Flat | None] | None:
     # other member may be an _OptionalData (or optionalData was not last): no shortcut.
     if joined.count(_PROPS_TOKEN) != columns:
         return None
-    if clashes:
-        return [None if id(m) in clashes else m for m in decoded]
-    return decoded  # type: ignore[return-value]  # every _OptionalData was taken out
+    strip = joined.count(_NULL_TOKEN) != nulls  # some null is not last (or "null" is text)
+    if clashes or strip:
+        return [None if id(m) in clashes else _without_nulls(m) if strip else m
+                for m in decoded]
+    return decoded  # type: ignore[return-value]  # every _OptionalData and None taken out
+
+
+def _without_nulls(members: dict[str, Any]) -> Flat:
+    if None not in members.values():
+        return members
+    return {k: v for k, v in members.items() if v is not None}

@@ -23,7 +23,8 @@ def credentials(conn: HTTPConnection) -> tuple[str, str]:
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise PermissionDenied("the Basic credentials are not valid base64 of id:secret") from None
+            raise PermissionDenied(
+                "the Basic credentials are not valid base64 of id:secret") from None
         key_id, sep, secret = decoded.partition(":")
         if not sep:
             raise PermissionDenied("Basic credentials must be <key id>:<secret>")

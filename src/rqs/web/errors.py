@@ -25,7 +25,7 @@ UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Basic realm="rqs", charset="UTF-8"'
 def status_of(exc: e.RqsError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 

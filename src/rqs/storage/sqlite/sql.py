@@ -75,7 +75,9 @@ GET_TOPIC = f"SELECT {TOPIC_COLUMNS} FROM topics WHERE domain = ? AND name = ?"
 LIST_TOPICS = f"SELECT {TOPIC_COLUMNS} FROM topics WHERE domain = ? ORDER BY name"
 DELETE_TOPIC = "DELETE FROM topics WHERE domain = ? AND name = ?"
 
-GET_CURSOR = "SELECT position, polled, skipped FROM cursors WHERE key_id = ? AND domain = ? AND name = ?"
+GET_CURSOR = """
+SELECT position, polled, skipped FROM cursors WHERE key_id = ? AND domain = ? AND name = ?
+"""
 PUT_CURSOR = """
 INSERT INTO cursors (key_id, domain, name, position, polled, skipped, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)

@@ -13,12 +13,12 @@ import json
 import threading
 import time
 from collections import Counter
-from itertools import chain
-from operator import attrgetter
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import apsw
@@ -277,6 +277,11 @@ def _known_ids(c: apsw.Connection, domain_id: int, ids: list[str]) -> dict[str, 
     return known
 
 
+def _scalar(c: apsw.Connection, sql: str, params: tuple[Any, ...]) -> Any:
+    row = c.execute(sql, params).fetchone()
+    return None if row is None else row[0]
+
+
 def _changed(c: apsw.Connection, sql: str, params: tuple[Any, ...]) -> bool:
     c.execute(sql, params)
     return bool(c.changes() > 0)
@@ -367,7 +372,7 @@ def _purge_step(c: apsw.Connection, cutoff: int, max_rows: int) -> int:
     for domain_id, _, next_index, purged in list(c.execute(q.ALL_DOMAINS)):
         if removed >= max_rows:
             break
-        horizon = c.execute(q.PURGE_HORIZON, (domain_id, cutoff)).fetchone()[0]
+        horizon = _scalar(c, q.PURGE_HORIZON, (domain_id, cutoff))
         if horizon is None or horizon <= purged:
             continue
         upto = min(horizon, purged + (max_rows - removed), next_index - 1)

@@ -15,6 +15,7 @@ job's future resolves only after COMMIT returned.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -82,11 +83,8 @@ class Writer:
 
     def stop(self) -> None:
         if self._conn is not None and self._proc is not None:
-            with self._send_lock:
-                try:
-                    self._conn.send(None)
-                except OSError:
-                    pass
+            with self._send_lock, contextlib.suppress(OSError):
+                self._conn.send(None)
             self._proc.join(timeout=60)
             if self._receiver is not None:
                 self._receiver.join(timeout=10)
@@ -216,9 +214,7 @@ def _transaction(db: apsw.Connection, jobs: list[Any]) -> list[tuple[int, bool, 
         db.execute("COMMIT")
     except apsw.Error as exc:
         log.error("commit failed, %d job(s) rolled back: %s", len(jobs), exc)
-        try:
+        with contextlib.suppress(apsw.Error):
             db.execute("ROLLBACK")
-        except apsw.Error:
-            pass
         return [(job_id, False, _portable(exc)) for job_id, _, _ in jobs]
     return outcomes
