@@ -21,7 +21,7 @@ from rqs.domain import catalog, selectors
 from rqs.domain.events import NewEvent
 from rqs.errors import StorageUnavailable
 from rqs.settings import Settings
-from rqs.storage.base import Bounds, EventQuery
+from rqs.storage.base import Bounds, CursorState, EventQuery
 from rqs.storage.postgres import PostgresStorage, connection, ingest, schema
 from rqs.storage.postgres import scan as scans
 from rqs.storage.postgres import sql as q
@@ -170,6 +170,38 @@ async def test_purge_drops_a_partition_left_detached(store: PostgresStorage,
     assert fetch(pg_url, "SELECT to_regclass('events_p20000101')") == [(None,)]
 
 
+async def test_purge_while_appending(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ingest.now_us
+    monkeypatch.setattr(ingest, "now_us", lambda: real() - 3 * DAY)
+    writer = PostgresStorage(Settings(database_url=pg_url, pool_size=2))
+    purger = PostgresStorage(Settings(database_url=pg_url, pool_size=2))
+    await writer.open()
+    await purger.open()
+    try:
+        await writer.append("acme", [ev() for _ in range(100)])
+        monkeypatch.setattr(ingest, "now_us", real)
+
+        async def keep_appending() -> int:
+            n = 0
+            for _ in range(30):
+                n += (await writer.append("acme", [ev() for _ in range(20)])).stored
+            return n
+
+        appended, removed = await asyncio.gather(
+            keep_appending(), purger.purge_step(real() + DAY, 1_000))  # a later cutoff: now
+        assert removed >= 100
+        bounds = await writer.bounds("acme")
+        assert bounds.newest == 100 + appended
+        left = [e.index async for rows in writer.scan("acme", EventQuery(limit=10**6))
+                for e in rows]
+        assert left == list(range(bounds.purged_through + 1, bounds.newest + 1))
+        retained = sum(c.retained for c in await writer.counts("acme"))
+        assert retained == len(left)
+    finally:
+        await writer.close()
+        await purger.close()
+
+
 # --- failures --------------------------------------------------------------------------
 
 
@@ -219,12 +251,52 @@ async def test_lost_server_raises_storage_unavailable(
                 await store.bounds("acme")
         with pytest.raises(StorageUnavailable):
             await store.append("acme", [ev()])
-        assert time.monotonic() - started < 10
+        with pytest.raises(StorageUnavailable):
+            [e async for rows in store.scan("acme", EventQuery()) for e in rows]
+        with pytest.raises(StorageUnavailable):
+            async with store.lease_cursor("k", "acme", "main"):
+                pass
+        assert time.monotonic() - started < 15
     finally:
         with _admin() as admin:
             ident = sql.Identifier(str(name))
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
         await store.close()
+
+
+# --- cursor leases across processes ------------------------------------------------------
+
+
+async def test_leases_exclude_each_other_across_storages(pg_url: str) -> None:
+    # Two storages with their own pools stand for two processes: only the row lock
+    # in the database keeps them apart.
+    a = PostgresStorage(Settings(database_url=pg_url, pool_size=2))
+    b = PostgresStorage(Settings(database_url=pg_url, pool_size=2))
+    await a.open()
+    await b.open()
+    try:
+        async with a.lease_cursor("k", "acme", "main") as first:
+            second = asyncio.create_task(_lease_and_report(b))
+            done, _ = await asyncio.wait([second], timeout=0.3)
+            assert not done, "the second storage got the lease while the first held it"
+            await first.commit(9, 9)
+        assert await asyncio.wait_for(second, 10) == 9
+        assert await a.cursor_state("k", "acme", "main") == CursorState(10, 10, 0)
+        # a holder that goes away without committing releases the row as well
+        async with a.lease_cursor("k", "acme", "main"):
+            pass
+        async with asyncio.timeout(10), b.lease_cursor("k", "acme", "main") as lease:
+            assert lease.state.position == 10
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def _lease_and_report(store: PostgresStorage) -> int:
+    async with store.lease_cursor("k", "acme", "main") as lease:
+        seen = lease.state.position
+        await lease.commit(seen + 1, 1)
+        return seen
 
 
 # --- query plans -----------------------------------------------------------------------

@@ -37,7 +37,7 @@ def results(r: httpx.Response) -> list[Result]:
         out = []
         for item in root:
             assert item.tag == "asyncResult"
-            assert [child.tag for child in item][0] == "queueId"
+            assert item[0].tag == "queueId"
             assert {child.tag for child in item} <= {"queueId", "output"}
             pairs = []
             for output in item.findall("output"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 
 import pytest
@@ -207,3 +208,24 @@ async def test_append_takes_a_function_producing_the_events(storage: Storage) ->
     result = await storage.append("acme", produce)
     assert (result.indexes, result.stored) == ([1, 2, 1], 2)
     assert await scan_indexes(storage, "acme", EventQuery()) == [1, 2]
+
+
+async def test_concurrent_appends_to_one_domain(storage: Storage) -> None:
+    # Some share ext_ids: exactly one of them stores it, all report its index.
+    batches = [[ev(ext_id=f"b{k}-{i}") for i in range(k % 4 + 1)] + [ev(ext_id="shared")]
+               for k in range(30)]
+    results = await asyncio.gather(*(storage.append("acme", b) for b in batches))
+    shared = {r.indexes[-1] for r in results}
+    assert len(shared) == 1
+    assert sum(r.stored for r in results) == sum(len(b) - 1 for b in batches) + 1
+    fresh: list[int] = []
+    for b, r in zip(batches, results, strict=True):
+        mine = r.indexes if r.stored == len(b) else r.indexes[:-1]  # the last is "shared"
+        assert mine == list(range(mine[0], mine[0] + r.stored))  # one append: consecutive
+        fresh.extend(mine)
+    assert sorted(fresh) == list(range(1, len(fresh) + 1))
+    events = await scan_all(storage, "acme", EventQuery())
+    assert [e.index for e in events] == sorted(fresh)
+    by_id = {e.ext_id: e.index for e in events}
+    for b, r in zip(batches, results, strict=True):
+        assert [by_id[e.ext_id] for e in b] == r.indexes

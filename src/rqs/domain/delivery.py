@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import itertools
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -340,9 +341,14 @@ def sign(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> s
     )
 
 
+_MSG_PREFIX = secrets.token_hex(8)  # random per process; a counter makes each id unique
+_msg_counter = itertools.count(1)
+
+
 def new_msg_id() -> str:
-    # Random, not derived from the range: a replay of the same events is a new message.
-    return "msg_" + secrets.token_hex(12)
+    # Unique, not derived from the range: a replay of the same events is a new message.
+    # Not a token per call: os.urandom is a system call, and there is one id per batch.
+    return f"msg_{_MSG_PREFIX}{next(_msg_counter):x}"
 
 
 # --- callback URLs -----------------------------------------------------------------------

@@ -23,9 +23,9 @@ pairs, so a JSON payload has to become text pairs. The rules, applied in payload
 Names may repeat (a custom column can share a name with a top-level field); every pair is
 kept, in order, as Mapp's list format allows.
 
-``simple`` recognises the shape of almost every Responsys payload (string members, then
-``optionalData``) without walking it in Python; the renderers use it as a fast path, and
-it produces exactly the pairs ``flatten`` does.
+``simple`` recognises the shape of almost every Responsys payload (string or null members,
+``optionalData`` last) without walking it in Python, a whole chunk per decode call; the
+renderers use it as their fast path, and it produces exactly the pairs ``flatten`` does.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+from msgspec.structs import astuple
 
 
 def flatten(payload: object) -> list[tuple[str, str]]:
@@ -117,7 +118,8 @@ def _value(name: str, value: Any, out: list[tuple[str, str]]) -> None:
 
 class _Prop(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """One Responsys custom column. Unknown members are refused, not dropped, so that
-    anything richer takes the general path and loses nothing."""
+    anything richer takes the general path and loses nothing. Field order matters:
+    ``astuple`` gives (name, value)."""
 
     name: str
     value: str
@@ -202,7 +204,7 @@ def _simple_run(joined: bytes, count: int) -> list[Flat | None] | None:
         prop = last.props.prop
         items = prop if isinstance(prop, list) else [prop]
         size = len(members) + len(items)
-        members.update([(p.name, p.value) for p in items])
+        members.update(map(astuple, items))  # (name, value) pairs, without a Python frame
         if len(members) != size:  # a column shares a name with a member: keep both, slowly
             clashes.append(id(members))
     # Each optionalData taken above holds one "props" token. Any other token means some

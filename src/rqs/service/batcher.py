@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from rqs.domain.delivery import CampaignRule, Delivery
 from rqs.domain.events import StoredEvent
+from rqs.domain.selectors import EVERYTHING, Selector
 from rqs.storage.base import EventQuery, Storage
 from rqs.storage.delivery_base import Lane
 
@@ -28,6 +29,29 @@ class Batch:
         return b"[" + b",".join(e.payload for e in self.events) + b"]"
 
 
+MIN_SCAN = 512  # events read per scan at least
+INDEXED_TYPES = 3  # up to this many types, scans use the per-type index
+
+
+class _Keep:
+    """The rows of a scanned chunk the lane wants: (rows seen, last index seen, kept)."""
+
+    __slots__ = ("rule", "selector")
+
+    def __init__(self, selector: Selector | None, rule: CampaignRule | None) -> None:
+        self.selector = selector
+        self.rule = rule
+
+    def __call__(self, rows: list[StoredEvent]) -> tuple[int, int, list[StoredEvent]]:
+        sel, rule = self.selector, self.rule
+        kept = rows
+        if sel is not None:
+            kept = [e for e in kept if sel.matches(e.type, e.channel)]
+        if rule is not None:
+            kept = [e for e in kept if rule.passes(e.type, e.payload)]
+        return len(rows), rows[-1].index, kept
+
+
 class Batcher:
     def __init__(self, storage: Storage, lane: Lane, newest: int, prefetch_batches: int) -> None:
         self.storage = storage
@@ -41,7 +65,14 @@ class Batcher:
         self.since = replay.since if replay else None
         self.until = replay.until if replay else None
         self.size = lane.callback.batch_size
-        self.prefetch = max(1, prefetch_batches) * self.size
+        # Small batches still read a good stretch at a time: a read is a thread round trip.
+        self.prefetch = max(MIN_SCAN, max(1, prefetch_batches) * self.size)
+        # A few types: let the store use its per-type index. Many: one range scan, filtered
+        # here, is far cheaper than merging many per-type streams.
+        types = self.selector.types
+        few = types is not None and len(types) <= INDEXED_TYPES
+        self.index_selector = self.selector if few else EVERYTHING
+        self.keep = _Keep(None if few else self.selector, self.rule)
         # Resume after the pending batch, if there is one: it is sent as recorded.
         self.scanned = lane.pending.advance_to if lane.pending else lane.position
         self.handed = self.scanned  # the last position handed out with a batch
@@ -58,16 +89,15 @@ class Batcher:
         if through <= self.scanned:
             self.exhausted = True
             return
-        query = EventQuery(after=self.scanned, through=through, selector=self.selector,
+        query = EventQuery(after=self.scanned, through=through, selector=self.index_selector,
                            since=self.since, until=self.until, limit=self.prefetch)
         seen = 0
         last = self.scanned
-        async for chunk in self.storage.scan(self.domain, query):
-            seen += len(chunk)
-            last = chunk[-1].index
-            rule = self.rule
-            self.buffer.extend(chunk if rule is None
-                               else [e for e in chunk if rule.passes(e.type, e.payload)])
+        # The filter runs where the rows are read (the SQLite reader thread).
+        async for n, last_index, kept in self.storage.scan_map(self.domain, query, self.keep):
+            seen += n
+            last = last_index
+            self.buffer.extend(kept)
         if seen < self.prefetch:
             self.scanned = through  # everything up to ``through`` has been looked at
             self.exhausted = True

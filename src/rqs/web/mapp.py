@@ -14,7 +14,9 @@ Methods, with the API version each appeared in (a method is 404 below its versio
   response went to the connection; a client that disconnects earlier gets the same events
   again. Concurrent calls on one cursor run one after the other.
 * ``pollByIndex?topic=&index=&limit=`` reads from ``index`` (inclusive), without a cursor;
-  an index retention removed is a 410 naming the oldest available index.
+  an index retention removed is a 410 naming the oldest available index. Indexes count
+  every event of the domain, so a client continues from the last ``index`` output + 1
+  (advancing by the number of results, as Mapp's docs suggest, re-reads but never skips).
 * ``pollByRange?type=&from=&to=&limit=`` reads events received (stored) from ``from``
   inclusive to ``to`` exclusive, Unix seconds, without a cursor. The 24-hour window Mapp
   documents is not enforced.
@@ -23,6 +25,9 @@ Methods, with the API version each appeared in (a method is 404 below its versio
   ``topic``, since Mapp documents no parameter). They answer a bare integer: ``123`` in
   JSON, ``<long>123</long>`` in XML.
 * ``limit`` defaults to ``default_poll_limit`` and may not exceed ``max_poll_limit``.
+
+Each result's ``queueId`` is the event id: the sender's, or ``rqs-<domain>-<index>``; its
+outputs are described in ``rqs.web.mapp_render`` and ``rqs.domain.flatten``.
 
 A topic is one created with ``POST /v1/topics`` or any poll group or type name. Errors use
 Mapp's shape: ``{"errorActor", "errorCode", "message"}`` plus ``parameterName`` or
@@ -34,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
@@ -44,13 +50,24 @@ from starlette.types import Message, Receive, Scope, Send
 
 from rqs import errors
 from rqs.domain import catalog, selectors
+from rqs.domain.events import StoredEvent
 from rqs.domain.selectors import Selector
 from rqs.service.keys import Principal
 from rqs.service.queue import ResponseQueue
 from rqs.storage.base import EventQuery
 from rqs.web.auth import principal
 from rqs.web.errors import headers_of, status_of
-from rqs.web.mapp_render import Format, Renderer, count_body, error_body, renderer
+from rqs.web.mapp_render import (
+    Format,
+    MissingParameter,
+    NoSuchTopic,
+    Renderer,
+    count_body,
+    error_body,
+    error_fields,
+    negotiate,
+    renderer,
+)
 
 MAX_VERSION = 19
 SINCE: dict[str, int] = {
@@ -63,36 +80,6 @@ SINCE: dict[str, int] = {
 # --- errors ----------------------------------------------------------------------------
 
 
-class MissingParameter(errors.InvalidRequest):
-    """A required parameter is absent."""
-
-
-class NoSuchTopic(errors.NotFound):
-    """The topic is neither a stored topic nor a poll group or type name."""
-
-
-def error_fields(exc: errors.RqsError) -> dict[str, str]:
-    status = status_of(exc)
-    if isinstance(exc, MissingParameter):
-        code = "MISSING_PARAMETER"
-    elif isinstance(exc, errors.InvalidRequest):
-        code = "INVALID_PARAMETER" if exc.parameter else "INVALID_REQUEST"
-    elif isinstance(exc, errors.Gone):
-        code = "INDEX_EXPIRED"
-    else:
-        code = {401: "AUTHENTICATION_REQUIRED", 403: "PERMISSION_DENIED", 404: "NO_SUCH_OBJECT",
-                503: "SERVICE_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
-    fields = {"errorActor": "SERVER" if status >= 500 else "CLIENT", "errorCode": code,
-              "message": exc.message}
-    if isinstance(exc, errors.InvalidRequest) and exc.parameter:
-        fields["parameterName"] = exc.parameter
-    elif isinstance(exc, errors.Gone):
-        fields["parameterName"] = "index"
-    elif isinstance(exc, NoSuchTopic):
-        fields["objectType"] = "Topic"
-    return fields
-
-
 def error_response(exc: errors.RqsError, fmt: Format) -> Response:
     return Response(error_body(error_fields(exc), fmt), status_code=status_of(exc),
                     headers=headers_of(exc), media_type=fmt.value)
@@ -103,42 +90,6 @@ def _plain_error(status: int, code: str, message: str, fmt: Format,
     fields = {"errorActor": "CLIENT", "errorCode": code, "message": message}
     return Response(error_body(fields, fmt), status_code=status, headers=headers,
                     media_type=fmt.value)
-
-
-# --- content negotiation ---------------------------------------------------------------
-
-_OFFERS = {"application/json": Format.JSON, "application/xml": Format.XML,
-           "text/xml": Format.XML}
-
-
-def negotiate(accept: str | None) -> Format | None:
-    """The format the Accept header prefers: the best q wins, JSON on ties; None: nothing fits."""
-    if not accept or not accept.strip():
-        return Format.JSON
-    best: dict[Format, tuple[float, int]] = {}  # format -> (q, specificity) of its best range
-    for item in accept.split(","):
-        media, *params = (p.strip() for p in item.split(";"))
-        media = media.lower()
-        q = 1.0
-        for param in params:
-            key, _, value = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        for offer, fmt in _OFFERS.items():
-            kind = offer.split("/")[0]
-            specificity = 2 if media == offer else 1 if media == f"{kind}/*" else (
-                0 if media == "*/*" else -1)
-            if specificity < 0:
-                continue
-            if fmt not in best or specificity > best[fmt][1]:
-                best[fmt] = (q, specificity)
-    ranked = sorted(((q, fmt is Format.JSON, fmt) for fmt, (q, _) in best.items()), reverse=True)
-    if not ranked or ranked[0][0] <= 0:
-        return None
-    return ranked[0][2]
 
 
 # --- parameters ------------------------------------------------------------------------
@@ -253,6 +204,35 @@ async def _stream(first_step: AsyncGenerator[bytes, None], conn: _Connection, fm
     return _EventStream(first, first_step, conn, fmt, headers)
 
 
+@dataclass(frozen=True, slots=True)
+class _Page:
+    count: int
+    last_index: int
+    body: bytes
+
+
+def _pages(q: ResponseQueue, who: Principal, query: EventQuery, out: Renderer
+           ) -> AsyncIterator[_Page]:
+    """The query's events, encoded where storage reads them (a reader thread for SQLite),
+    the next page while this one is sent: encoding is most of a big poll's work."""
+    def encode(events: list[StoredEvent]) -> _Page:
+        return _Page(len(events), events[-1].index, out.events(events))
+
+    return q.storage.scan_map(who.domain, query, encode)
+
+
+@asynccontextmanager
+async def _closing(pages: AsyncIterator[_Page]) -> AsyncIterator[AsyncIterator[_Page]]:
+    """Close the scan as soon as the response stops, so a read ahead for a client that went
+    away is cancelled now rather than whenever garbage collection finds it."""
+    try:
+        yield pages
+    finally:
+        close = getattr(pages, "aclose", None)
+        if close is not None:
+            await close()
+
+
 async def _cursor_body(q: ResponseQueue, who: Principal, cursor: str, selector: Selector,
                        limit: int, out: Renderer, conn: _Connection
                        ) -> AsyncGenerator[bytes, None]:
@@ -260,13 +240,14 @@ async def _cursor_body(q: ResponseQueue, who: Principal, cursor: str, selector: 
         conn.skipped = cp.skipped
         delivered = 0
         last_index: int | None = None
-        frame = out.open()
-        async for chunk in q.storage.scan(who.domain, cp.query):
-            delivered += len(chunk)
-            last_index = chunk[-1].index
-            yield frame + out.events(chunk)
-            frame = b""
-        yield frame + out.close()
+        frame = out.OPEN
+        async with _closing(_pages(q, who, cp.query, out)) as pages:
+            async for page in pages:
+                delivered += page.count
+                last_index = page.last_index
+                yield frame + page.body
+                frame = b""
+        yield frame + out.CLOSE
         # Starlette resumes us only once it handed the last chunk to the server. A client
         # that vanished meanwhile made the server drop it silently; one loop turn lets the
         # disconnect be noticed (or cancel us) before the cursor moves.
@@ -277,11 +258,12 @@ async def _cursor_body(q: ResponseQueue, who: Principal, cursor: str, selector: 
 
 async def _query_body(q: ResponseQueue, who: Principal, query: EventQuery, out: Renderer
                       ) -> AsyncGenerator[bytes, None]:
-    frame = out.open()
-    async for chunk in q.storage.scan(who.domain, query):
-        yield frame + out.events(chunk)
-        frame = b""
-    yield frame + out.close()
+    frame = out.OPEN
+    async with _closing(_pages(q, who, query, out)) as pages:
+        async for page in pages:
+            yield frame + page.body
+            frame = b""
+    yield frame + out.CLOSE
 
 
 # --- methods ---------------------------------------------------------------------------

@@ -8,9 +8,10 @@ outputs are ``index``, ``type``, ``channel``, ``received_at`` (ISO 8601 UTC), th
 
 Speed matters here: a poll may return 100,000 events of a dozen fields each. Building a
 Python object per field and encoding it costs several times the storage scan, so payloads
-of the common shape (``flatten.simple``) are spliced into a per-key-list template with one
-``%`` per event, and everything else takes the general path; both give identical bytes
-(tests check this). The fixed outputs are formatted once per type and commit.
+of the common shape (``flatten.simple``, decoded a chunk at a time) are spliced into a
+template per list of names, and everything else takes the general path; both give
+identical bytes (tests check this). The fixed outputs are formatted once per type and
+commit.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from enum import Enum
 
 import msgspec
 
+from rqs import errors
 from rqs.domain import flatten
 from rqs.domain.events import StoredEvent, format_time
+from rqs.web.errors import status_of
 
 
 class Format(Enum):
@@ -64,11 +67,18 @@ Template = list[str | None]
 
 
 class Renderer:
-    """Encodes one response's events chunk by chunk; holds per-response caches."""
+    """Encodes one response's events chunk by chunk; holds per-response caches.
 
-    # Literal pieces around each pair: before the first name, between a value and the next
-    # name, between a name and its value, after the last value.
-    FIRST = NEXT = NAME_VALUE = LAST = ""
+    A subclass gives the literal pieces of its format; the loop in ``events`` is shared.
+    """
+
+    # Around each name/value pair: before the first name, between a value and the next
+    # name, between a name and its value, after the last value; then the event's end.
+    FIRST = NEXT = NAME_VALUE = LAST = TAIL = ""
+    # An event's opening with its queue id and index output: {0} domain, {1} index, {2} id.
+    HEAD = HEAD_ID = ""
+    OPEN = CLOSE = b""
+    xml = False
 
     def __init__(self) -> None:
         self._fixed: dict[str, tuple[str, str]] = {}  # type -> (channel, rendered outputs)
@@ -76,21 +86,9 @@ class Renderer:
         self._started = False
         self._templates: dict[tuple[str, ...], Template] = {}
 
-    def open(self) -> bytes:
-        raise NotImplementedError
-
-    def close(self) -> bytes:
-        raise NotImplementedError
-
     def quote(self, text: str) -> str:
         """A name or value as it appears between the literal pieces."""
         raise NotImplementedError
-
-    def head(self, event: StoredEvent) -> str:
-        """The event's opening, its queue id and its index output."""
-        raise NotImplementedError
-
-    tail = ""
 
     def pairs(self, pairs: list[tuple[str, str]]) -> str:
         """Outputs of the general path; equal to the fast path's for a simple payload."""
@@ -101,7 +99,8 @@ class Renderer:
             [quote(n) + self.NAME_VALUE + quote(v) for n, v in pairs]) + self.LAST
 
     def template(self, keys: tuple[str, ...]) -> Template:
-        """Literal pieces for a flat payload with these names, a None slot for each value.
+        """Literal pieces for a flat payload with these names, a None slot for each value,
+        ending with the event's end.
 
         Filling the slots with one slice assignment is several times cheaper than "%" or
         per-value formatting. Bounded, so ever-new key sets cannot grow memory."""
@@ -111,8 +110,7 @@ class Renderer:
         for i, key in enumerate(keys):
             found += [(self.NEXT if i else self.FIRST) + self.quote(key) + self.NAME_VALUE,
                       None]
-        if found:
-            found.append(self.LAST)
+        found.append(self.LAST + self.TAIL)
         self._templates[keys] = found
         return found
 
@@ -123,21 +121,20 @@ class Renderer:
         self._fixed[event.type] = (event.channel, text)
         return text
 
-    def values(self, flat: flatten.Flat, payload: bytes, special: bool) -> Iterable[str]:
-        return flat.values()
-
     def events(self, events: list[StoredEvent]) -> bytes:
         payloads = [e.payload for e in events]
         found = flatten.simple_each(payloads)
-        joined = b"".join(payloads)
+        # XML needs & < > escaped; most chunks hold none, and then no event needs a look.
+        joined = b"".join(payloads) if self.xml else b""
         special = b"&" in joined or b"<" in joined or b">" in joined
         parts: list[str | None] = []
         add = parts.append
-        head, tail = self.head, self.tail
-        templates, template, values = self._templates, self.template, self.values
+        head, head_id, tail, quote = self.HEAD.format, self.HEAD_ID.format, self.TAIL, self.quote
+        templates, template = self._templates, self.template
         fixed_cache, received_at = self._fixed, self._received_at
+        # This loop runs once per event of a 100,000-event poll: caches are inlined and the
+        # common case is a few C calls.
         for e, flat in zip(events, found, strict=True):
-            # Inline caches: this loop runs once per event of a 100,000-event poll.
             if e.received_at != received_at:  # received_at never decreases along the index
                 fixed_cache.clear()
                 received_at = e.received_at
@@ -145,15 +142,23 @@ class Renderer:
             fixed = hit[1] if hit is not None and hit[0] == e.channel else self.fixed(e)
             if e.occurred_at is not None:
                 fixed += self.pairs([("occurred_at", format_time(e.occurred_at))])
-            add(head(e) + fixed)
-            if flat is None:
-                add(self.pairs(flatten.flatten_json(e.payload)))
-            elif flat:
+            if e.ext_id is None:
+                add(head(e.domain, e.index) + fixed)
+            else:
+                add(head_id(e.domain, e.index, quote(e.ext_id)) + fixed)
+            if flat:
                 keys = tuple(flat)
                 n = len(parts)
                 parts += templates.get(keys) or template(keys)
-                parts[n + 1::2] = values(flat, e.payload, special)
-            add(tail)
+                p = e.payload
+                if special and (b"&" in p or b"<" in p or b">" in p):
+                    parts[n + 1::2] = _escape_all(flat.values())
+                else:
+                    parts[n + 1::2] = flat.values()
+            else:
+                if flat is None:
+                    add(self.pairs(flatten.flatten_json(e.payload)))
+                add(tail)
         self._received_at = received_at
         text = "".join(parts)  # type: ignore[arg-type]  # every None slot was filled
         if not self._started and text:
@@ -170,13 +175,10 @@ class JsonRenderer(Renderer):
     NEXT = '},{"name":'
     NAME_VALUE = ',"value":'
     LAST = "}"
-    tail = "]}"
-
-    def open(self) -> bytes:
-        return b"["
-
-    def close(self) -> bytes:
-        return b"]"
+    TAIL = "]}"
+    HEAD = ',{{"queueId":"rqs-{0}-{1}","output":[{{"name":"index","value":"{1}"}}'
+    HEAD_ID = ',{{"queueId":{2},"output":[{{"name":"index","value":"{1}"}}'
+    OPEN, CLOSE = b"[", b"]"
 
     def first(self, text: str) -> str:
         return text[1:]  # every event starts with its separating comma
@@ -189,13 +191,8 @@ class JsonRenderer(Renderer):
         found = super().template(keys)
         for i in range(0, len(found) - 1, 2):
             found[i] = f'{found[i]}"'
-        for i in range(2, len(found), 2):
-            found[i] = f'"{found[i]}'
+            found[i + 2] = f'"{found[i + 2]}'
         return found
-
-    def head(self, e: StoredEvent) -> str:
-        qid = f'"rqs-{e.domain}-{e.index}"' if e.ext_id is None else json_text(e.ext_id)
-        return f',{{"queueId":{qid},"output":[{{"name":"index","value":"{e.index}"}}'
 
 
 class XmlRenderer(Renderer):
@@ -203,31 +200,56 @@ class XmlRenderer(Renderer):
     NEXT = "</value></output><output><name>"
     NAME_VALUE = "</name><value>"
     LAST = "</value></output>"
-    tail = "</asyncResult>"
-
-    def open(self) -> bytes:
-        return (XML_DECLARATION + "<asyncResults>").encode()
-
-    def close(self) -> bytes:
-        return b"</asyncResults>"
+    TAIL = "</asyncResult>"
+    HEAD = ("<asyncResult><queueId>rqs-{0}-{1}</queueId>"
+            "<output><name>index</name><value>{1}</value></output>")
+    HEAD_ID = ("<asyncResult><queueId>{2}</queueId>"
+               "<output><name>index</name><value>{1}</value></output>")
+    OPEN, CLOSE = (XML_DECLARATION + "<asyncResults>").encode(), b"</asyncResults>"
+    xml = True
 
     def quote(self, text: str) -> str:
         return xml_text(text)
 
-    def head(self, e: StoredEvent) -> str:
-        qid = f"rqs-{e.domain}-{e.index}" if e.ext_id is None else xml_text(e.ext_id)
-        return (f"<asyncResult><queueId>{qid}</queueId>"
-                f"<output><name>index</name><value>{e.index}</value></output>")
-
-    def values(self, flat: flatten.Flat, payload: bytes, special: bool) -> Iterable[str]:
-        # Simple values hold nothing XML forbids; only & < > may need escaping.
-        if special and (b"&" in payload or b"<" in payload or b">" in payload):
-            return _escape_all(flat.values())
-        return flat.values()
-
 
 def renderer(fmt: Format) -> Renderer:
     return XmlRenderer() if fmt is Format.XML else JsonRenderer()
+
+
+# --- content negotiation ---------------------------------------------------------------
+
+_OFFERS = {"application/json": Format.JSON, "application/xml": Format.XML,
+           "text/xml": Format.XML}
+
+
+def negotiate(accept: str | None) -> Format | None:
+    """The format the Accept header prefers: the best q wins, JSON on ties; None: nothing fits."""
+    if not accept or not accept.strip():
+        return Format.JSON
+    best: dict[Format, tuple[float, int]] = {}  # format -> (q, specificity) of its best range
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        media = media.lower()
+        q = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        for offer, fmt in _OFFERS.items():
+            kind = offer.split("/")[0]
+            specificity = 2 if media == offer else 1 if media == f"{kind}/*" else (
+                0 if media == "*/*" else -1)
+            if specificity < 0:
+                continue
+            if fmt not in best or specificity > best[fmt][1]:
+                best[fmt] = (q, specificity)
+    ranked = sorted(((q, fmt is Format.JSON, fmt) for fmt, (q, _) in best.items()), reverse=True)
+    if not ranked or ranked[0][0] <= 0:
+        return None
+    return ranked[0][2]
 
 
 def count_body(value: int, fmt: Format) -> bytes:
@@ -243,3 +265,39 @@ def error_body(fields: dict[str, str], fmt: Format) -> bytes:
         inner = "".join(f"<{k}>{xml_text(v)}</{k}>" for k, v in fields.items())
         return f"{XML_DECLARATION}<error>{inner}</error>".encode()
     return _json.encode(fields)
+
+
+# --- errors ----------------------------------------------------------------------------
+
+
+class MissingParameter(errors.InvalidRequest):
+    """A required parameter is absent."""
+
+
+class NoSuchTopic(errors.NotFound):
+    """The topic is neither a stored topic nor a poll group or type name."""
+
+
+def error_fields(exc: errors.RqsError) -> dict[str, str]:
+    """Mapp's error fields for an rqs error. Mapp documents MISSING_PARAMETER,
+    INVALID_PARAMETER, INVALID_REQUEST, NO_SUCH_OBJECT and PERMISSION_DENIED; the other
+    codes are ours, in the same style."""
+    status = status_of(exc)
+    if isinstance(exc, MissingParameter):
+        code = "MISSING_PARAMETER"
+    elif isinstance(exc, errors.InvalidRequest):
+        code = "INVALID_PARAMETER" if exc.parameter else "INVALID_REQUEST"
+    elif isinstance(exc, errors.Gone):
+        code = "INDEX_EXPIRED"
+    else:
+        code = {401: "AUTHENTICATION_REQUIRED", 403: "PERMISSION_DENIED", 404: "NO_SUCH_OBJECT",
+                413: "INVALID_REQUEST", 503: "SERVICE_UNAVAILABLE"}.get(status, "INTERNAL_ERROR")
+    fields = {"errorActor": "SERVER" if status >= 500 else "CLIENT", "errorCode": code,
+              "message": exc.message}
+    if isinstance(exc, errors.InvalidRequest) and exc.parameter:
+        fields["parameterName"] = exc.parameter
+    elif isinstance(exc, errors.Gone):
+        fields["parameterName"] = "index"
+    elif isinstance(exc, NoSuchTopic):
+        fields["objectType"] = "Topic"
+    return fields

@@ -12,6 +12,8 @@ from typing import Any
 from rqs import __version__
 from rqs.web import mapp
 from rqs.web.openapi_schemas import (
+    MAPP_COUNT,
+    MAPP_RESULTS,
     POLL_TYPES,
     Json,
     body,
@@ -22,7 +24,6 @@ from rqs.web.openapi_schemas import (
     json_response,
     path,
     query,
-    ref,
 )
 
 AUTH: list[Json] = [{"basic": []}, {"bearer": []}]
@@ -151,21 +152,6 @@ TOPIC = query("topic", "A topic (POST /v1/topics), or any poll group or type nam
               required=True)
 POLL_TYPE = query("type", "A poll group, allMessages (every type but sentToMta) or an "
                   "event type name", {"type": "string", "examples": POLL_TYPES}, required=True)
-MAPP_RESULTS = {"application/json": {"schema": ref("AsyncResults"), "example": [
-    {"queueId": "rqs-default-1", "output": [
-        {"name": "index", "value": "1"}, {"name": "type", "value": "SMS_INBOUND"},
-        {"name": "channel", "value": "Sms"},
-        {"name": "received_at", "value": "2026-11-01T10:00:00.000Z"},
-        {"name": "message", "value": "STOP"}]}]},
-    "application/xml": {"schema": ref("AsyncResults"), "example": (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<asyncResults><asyncResult><queueId>'
-        "rqs-default-1</queueId><output><name>index</name><value>1</value></output>"
-        "<output><name>type</name><value>SMS_INBOUND</value></output>...</asyncResult>"
-        "</asyncResults>")}}
-MAPP_COUNT = {"application/json": {"schema": ref("Count"), "example": 123},
-              "application/xml": {"schema": ref("Count"),
-                                  "example": '<?xml version="1.0" encoding="UTF-8"?>\n'
-                                             "<long>123</long>"}}
 SKIPPED = {"X-Rqs-Skipped": header("Events retention removed before this cursor reached "
                                    "them (only when there were any)", "int")}
 MAPP_OPS: dict[str, tuple[str, str, tuple[Json, ...], Json | None]] = {

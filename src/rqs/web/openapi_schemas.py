@@ -178,6 +178,23 @@ MAPP: dict[str, Json] = {
         message="str", parameterName="str", objectType="str"), "xml": {"name": "error"}},
 }
 
+# Mapp response bodies: JSON or XML, as the Accept header asks.
+MAPP_RESULTS = {"application/json": {"schema": ref("AsyncResults"), "example": [
+    {"queueId": "rqs-default-1", "output": [
+        {"name": "index", "value": "1"}, {"name": "type", "value": "SMS_INBOUND"},
+        {"name": "channel", "value": "Sms"},
+        {"name": "received_at", "value": "2026-11-01T10:00:00.000Z"},
+        {"name": "message", "value": "STOP"}]}]},
+    "application/xml": {"schema": ref("AsyncResults"), "example": (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<asyncResults><asyncResult><queueId>'
+        "rqs-default-1</queueId><output><name>index</name><value>1</value></output>"
+        "<output><name>type</name><value>SMS_INBOUND</value></output>...</asyncResult>"
+        "</asyncResults>")}}
+MAPP_COUNT = {"application/json": {"schema": ref("Count"), "example": 123},
+              "application/xml": {"schema": ref("Count"),
+                                  "example": '<?xml version="1.0" encoding="UTF-8"?>\n'
+                                             "<long>123</long>"}}
+
 # --- push delivery: Responsys shapes and native shapes -------------------------------------
 
 _BATCH = {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE}

@@ -21,6 +21,11 @@ Pool = AsyncConnectionPool[Conn]
 
 CONNECT_TIMEOUT_S = 5  # libpq connect_timeout
 POOL_TIMEOUT_S = 10.0  # waiting for a pooled connection (server down, or pool exhausted)
+# Pooled connections only (migrations may take longer): a statement stuck behind a lock
+# or a wedged server fails instead of hanging its request; a lease whose process hangs
+# gives its cursor back.
+STATEMENT_TIMEOUT_MS = 60_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 600_000
 
 # Advisory lock keys (any bigint unique to rqs): migrations, partition DDL, purging.
 MIGRATION_LOCK = 0x5251_5301
@@ -28,8 +33,8 @@ PARTITION_LOCK = 0x5251_5302
 PURGE_LOCK = 0x5251_5303
 
 
-def _kwargs() -> dict[str, Any]:
-    return {
+def _kwargs(pooled: bool = False) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
         # Statements run in autocommit unless a transaction is opened explicitly, so an
         # idle pooled connection never holds a snapshot or a lock.
         "autocommit": True,
@@ -41,10 +46,15 @@ def _kwargs() -> dict[str, Any]:
         "keepalives_interval": 10,
         "keepalives_count": 3,
     }
+    if pooled:
+        kwargs["options"] = (f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
+                             f" -c idle_in_transaction_session_timeout="
+                             f"{IDLE_IN_TRANSACTION_TIMEOUT_MS}")
+    return kwargs
 
 
 async def connect(url: str) -> Conn:
-    """One connection outside the pool (migrations, DDL that cannot run in a transaction)."""
+    """One connection outside the pool, for migrations."""
     with unavailable():
         return await psycopg.AsyncConnection.connect(url, **_kwargs())
 
@@ -52,7 +62,7 @@ async def connect(url: str) -> Conn:
 def make_pool(url: str, size: int) -> Pool:
     return AsyncConnectionPool(
         url,
-        kwargs=_kwargs(),
+        kwargs=_kwargs(pooled=True),
         min_size=1,
         max_size=max(size, 2),  # a held cursor lease must not starve everything else
         timeout=POOL_TIMEOUT_S,

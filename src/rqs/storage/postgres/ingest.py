@@ -24,7 +24,6 @@ from dataclasses import dataclass
 import psycopg
 
 from rqs.domain.events import NewEvent
-from rqs.storage.base import AppendResult
 from rqs.storage.postgres import binary_copy, schema
 from rqs.storage.postgres import sql as q
 from rqs.storage.postgres.connection import Conn
@@ -69,8 +68,28 @@ class Batch:
             first_of.append(pos if ext_id is None else seen.setdefault(ext_id, pos))
         return cls(tails, keys, ext_ids, first_of, list(seen))
 
+    @classmethod
+    def join(cls, batches: Sequence[Batch]) -> Batch:
+        """Several batches as one, with the outcome of appending them one by one."""
+        if len(batches) == 1:
+            return batches[0]
+        ext_ids = [x for b in batches for x in b.ext_ids]
+        first_of: list[int] = []
+        seen: dict[str, int] = {}
+        for pos, ext_id in enumerate(ext_ids):
+            first_of.append(pos if ext_id is None else seen.setdefault(ext_id, pos))
+        return cls([t for b in batches for t in b.tails], [k for b in batches for k in b.keys],
+                   ext_ids, first_of, list(seen))
 
-async def append(conn: Conn, domain: str, batch: Batch, clock: int) -> AppendResult:
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    indexes: list[int]  # per event of the batch: its index, new or original
+    new: list[int]  # positions of the events stored now, ascending
+    received_at: int
+
+
+async def append(conn: Conn, domain: str, batch: Batch, clock: int) -> Outcome:
     """Runs on an autocommit connection; raises MissingPartition (rolled back) when the
     received_at's day has no partition."""
     # --- before the lock
@@ -104,7 +123,7 @@ async def append(conn: Conn, domain: str, batch: Batch, clock: int) -> AppendRes
                 del known[ext_id]
         indexes, new = _assign(batch, known, next_index)
         if not new:
-            return AppendResult(indexes=indexes, stored=0, received_at=received_at)
+            return Outcome(indexes, new, received_at)
         try:
             await _copy_events(cur, batch, new, domain_id, next_index, received_at)
         except psycopg.errors.CheckViolation as exc:
@@ -126,7 +145,7 @@ async def append(conn: Conn, domain: str, batch: Batch, clock: int) -> AppendRes
             await cur.execute(q.INSERT_COMMIT, (domain_id, next_index, last, received_at))
             await cur.execute(q.BUMP_TYPE_COUNTS, (domain_id, types, channels, ns))
             await cur.execute(q.BUMP_DAY_COUNTS, (day, domain_id, types, channels, ns))
-    return AppendResult(indexes=indexes, stored=len(new), received_at=received_at)
+    return Outcome(indexes, new, received_at)
 
 
 def _assign(batch: Batch, known: dict[str, int], next_index: int) -> tuple[list[int], list[int]]:

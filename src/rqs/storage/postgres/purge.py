@@ -41,6 +41,9 @@ async def purge_step(conn: Conn, cutoff: int, max_rows: int, now: int) -> int:
     A dropped partition counts whole, so the result may exceed ``max_rows``; rows
     deleted one by one never do.
     """
+    # Nothing can be received before now any more; a later cutoff would let a partition
+    # that still takes appends count as expired.
+    cutoff = min(cutoff, now)
     locked = await (await conn.execute(q.TRY_ADVISORY_LOCK, (PURGE_LOCK,))).fetchone()
     if not locked or not locked[0]:
         return 0

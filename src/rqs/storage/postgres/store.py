@@ -1,13 +1,15 @@
 """PostgreSQL storage: several rqs processes share one database.
 
 psycopg 3 with a connection pool (``settings.pool_size``). Index assignment is in
-``ingest``, scans in ``scan``, retention in ``purge``, the schema in ``schema``.
+``ingest`` (concurrent appends to one domain share transactions: ``group``), scans in
+``scan``, retention in ``purge``, the schema and partitions in ``schema``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +18,7 @@ from typing import Any
 import psycopg
 
 from rqs.domain.events import StoredEvent
-from rqs.errors import Conflict
+from rqs.errors import Conflict, StorageUnavailable
 from rqs.settings import Settings
 from rqs.storage.base import (
     ApiKey,
@@ -41,6 +43,7 @@ from rqs.storage.postgres.connection import (
     make_pool,
     unavailable,
 )
+from rqs.storage.postgres.group import GroupCommit
 
 MAX_INDEX = 2**63 - 1
 APPEND_ATTEMPTS = 3
@@ -56,6 +59,7 @@ class PostgresStorage:
         self.url = settings.database_url
         self._pool: Pool | None = None
         self._days: set[int] = set()  # days whose partition is known to exist
+        self._groups: dict[str, GroupCommit] = {}  # per domain
         # In-process turn-taking before the cross-process row lock, so that many polls
         # of one cursor hold one pooled connection between them, not one each.
         self._cursor_locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
@@ -82,6 +86,9 @@ class PostgresStorage:
         self._pool = pool
 
     async def close(self) -> None:
+        # Appends already accepted finish first.
+        await asyncio.gather(*(g.task for g in self._groups.values() if g.task is not None),
+                             return_exceptions=True)
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -122,6 +129,13 @@ class PostgresStorage:
 
     async def append(self, domain: str, source: EventSource) -> AppendResult:
         batch = ingest.Batch.of(events_of(source))
+        writer = self._groups.get(domain)
+        if writer is None:
+            writer = self._groups[domain] = GroupCommit(
+                functools.partial(self._append_batch, domain))
+        return await writer.append(batch)
+
+    async def _append_batch(self, domain: str, batch: ingest.Batch) -> ingest.Outcome:
         for attempt in range(1, APPEND_ATTEMPTS + 1):
             now = ingest.now_us()
             if schema.day_of(now) not in self._days:
@@ -132,7 +146,7 @@ class PostgresStorage:
             except ingest.MissingPartition as exc:
                 # received_at is ahead of this clock (another host's), or a day began
                 if attempt == APPEND_ATTEMPTS:
-                    raise
+                    raise StorageUnavailable(f"{exc}; creating it failed") from exc
                 await self._ensure_partitions(exc.received_at)
         raise AssertionError("unreachable")
 
@@ -156,20 +170,37 @@ class PostgresStorage:
         fn: Callable[[list[StoredEvent]], R],
         chunk: int = 5_000,
     ) -> AsyncIterator[R]:
-        # Reads do not hold the GIL in another thread here, so fn runs inline.
+        # fn runs inline (no reader thread to run it on); meanwhile the next page is
+        # already being read, so the database works while the caller encodes and sends.
         async with self._conn() as conn:
             plan = await scans.plan(conn, domain, query)
-        if plan is None:
+        if plan is None or query.limit <= 0 or chunk <= 0:
             return
         reader = scans.Reader(plan)
         remaining = query.limit
-        while remaining > 0:
-            async with self._conn() as conn:
-                rows = await reader.take(conn, min(chunk, remaining))
-            if not rows:
-                return
-            remaining -= len(rows)
-            yield fn(rows)
+        want = min(chunk, remaining)
+        pending: asyncio.Task[list[StoredEvent]] | None = asyncio.create_task(
+            self._page(reader, want))
+        try:
+            while pending is not None:
+                rows = await pending
+                pending = None
+                remaining -= len(rows)
+                if len(rows) == want and remaining > 0:  # fewer: the scan is exhausted
+                    want = min(chunk, remaining)
+                    pending = asyncio.create_task(self._page(reader, want))
+                if rows:
+                    yield fn(rows)
+        finally:
+            if pending is not None:  # the caller stopped early, or the page failed
+                pending.cancel()
+                await asyncio.wait([pending])
+                if not pending.cancelled():
+                    pending.exception()  # retrieved: no one is waiting for it any more
+
+    async def _page(self, reader: scans.Reader, n: int) -> list[StoredEvent]:
+        async with self._conn() as conn:
+            return await reader.take(conn, n)
 
     async def get_event(self, domain: str, index: int) -> StoredEvent | None:
         if not 1 <= index <= MAX_INDEX:

@@ -36,6 +36,7 @@ from rqs.storage.delivery_base import (
     encode_filters,
 )
 from rqs.storage.sqlite import delivery_sql as q
+from rqs.storage.sqlite.coalesce import Coalescer
 from rqs.storage.sqlite.writer import Writer
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ class SqliteDeliveryStore:
     def __init__(self, writer: Writer, read: Reader) -> None:
         self._writer = writer
         self._read = read
+        self._records = Coalescer(writer, _record)
 
     async def _r(self, fn: Callable[..., T], *args: Any) -> T:
         result: T = await self._read(fn, *args)
@@ -54,13 +56,7 @@ class SqliteDeliveryStore:
     # --- callbacks -----------------------------------------------------------------
 
     async def create_callback(self, callback: Callback) -> None:
-        def run(c: apsw.Connection) -> None:
-            try:
-                c.execute(q.INSERT_CALLBACK, rows.callback_row(callback))
-            except apsw.ConstraintError:
-                raise Conflict(f"callback {callback.name!r} exists") from None
-
-        await self._writer.submit(run)
+        await self._writer.submit(_create_callback, rows.callback_row(callback))
 
     async def get_callback(self, domain: str, name: str) -> Callback | None:
         found = await self._r(lambda c: c.execute(q.GET_CALLBACK, (domain, name)).fetchone())
@@ -74,24 +70,13 @@ class SqliteDeliveryStore:
         await self._writer.submit(_update_callback, callback)
 
     async def delete_callback(self, domain: str, name: str) -> bool:
-        def run(c: apsw.Connection) -> bool:
-            if c.execute(q.CALLBACK_IN_USE, (domain, name)).fetchone():
-                raise Conflict(f"callback {name!r} has subscriptions; delete them first")
-            c.execute(q.DELETE_CALLBACK, (domain, name))
-            return c.changes() > 0
-
-        return await self._writer.submit(run)
+        return await self._writer.submit(_delete_callback, domain, name)
 
     # --- subscriptions ---------------------------------------------------------------
 
     async def create_subscription(self, sub: Subscription) -> Subscription:
-        def run(c: apsw.Connection) -> int:
-            try:
-                return _returned_id(c, q.INSERT_SUBSCRIPTION, rows.subscription_values(sub))
-            except apsw.ConstraintError:
-                raise Conflict(f"subscription {sub.name!r} exists") from None
-
-        new_id = await self._writer.submit(run)
+        new_id = await self._writer.submit(_create_subscription,
+                                           rows.subscription_values(sub))
         return Subscription(sub.domain, sub.name, sub.callback, sub.event_types, sub.filters,
                             sub.status, sub.status_reason, sub.position, new_id,
                             sub.created_at, sub.updated_at)
@@ -115,24 +100,10 @@ class SqliteDeliveryStore:
     async def update_subscription(self, sub: Subscription) -> None:
         params = (sub.callback, json.dumps(list(sub.event_types)), encode_filters(sub.filters),
                   sub.status.value, sub.status_reason, sub.updated_at, sub.domain, sub.name)
-
-        def run(c: apsw.Connection) -> None:
-            c.execute(q.UPDATE_SUBSCRIPTION, params)
-            if c.changes() == 0:
-                raise NotFound(f"no subscription {sub.name!r}")
-
-        await self._writer.submit(run)
+        await self._writer.submit(_update_subscription, params)
 
     async def delete_subscription(self, domain: str, name: str) -> bool:
-        def run(c: apsw.Connection) -> bool:
-            found = c.execute(q.SUBSCRIPTION_ID, (domain, name)).fetchone()
-            if found is None:
-                return False
-            for sql in q.DELETE_SUBSCRIPTION_ALL:
-                c.execute(sql, (found[0],))
-            return True
-
-        return await self._writer.submit(run)
+        return await self._writer.submit(_delete_subscription, domain, name)
 
     # --- the worker's side -----------------------------------------------------------
 
@@ -145,35 +116,28 @@ class SqliteDeliveryStore:
         return await self._writer.submit(_claim, owner, now, lease_until, dict(newest), limit)
 
     async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery:
-        def run(c: apsw.Connection) -> Delivery:
-            if not _owns(c, lane, owner):
-                raise LeaseLost(f"lane {lane} is no longer held by {owner}")
-            try:
-                return _insert_delivery(c, new)
-            except apsw.ConstraintError:
-                raise Conflict(f"lane {lane} has a pending batch already") from None
-
-        return await self._writer.submit(run)
+        return await self._writer.submit(_open_delivery, lane, owner, new)
 
     async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
-        return await self._writer.submit(_record, lane, owner, rec)
+        d, a, n = rec.delivery, rec.attempt, rec.next
+        flat = (lane.subscription_id, lane.replay_id, owner,
+                (d.id, d.state.value, d.attempts, d.next_attempt_at, d.last_status,
+                 d.last_error, d.updated_at, d.count),
+                (a.delivery_id, a.at, a.url, a.status_code, a.latency_ms, a.error, a.outcome),
+                rec.body, rec.position, rec.retry_at, rec.failing, rec.disable_reason,
+                rec.lease_until, _flat_new(n) if n is not None else None)
+        next_id, active = await self._records.submit(flat)
+        return Recorded(_opened(next_id, n) if next_id is not None and n else None, active)
 
     async def advance(
         self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
     ) -> bool:
-        def run(c: apsw.Connection) -> bool:
-            if not _owns(c, lane, owner):
-                return False
-            _move_lane(c, lane, position, None, lease_until, 0, now)
-            return True
-
-        return await self._writer.submit(run)
+        return await self._writer.submit(_advance, lane, owner, position, lease_until, now)
 
     async def release(self, lane: LaneKey, owner: str) -> None:
         table = "replays" if lane.replay_id else "subscriptions"
         lane_id = lane.replay_id or lane.subscription_id
-        await self._writer.submit(
-            lambda c: c.execute(q.RELEASE.format(table=table), (lane_id, owner)))
+        await self._writer.submit(_execute, q.RELEASE.format(table=table), (lane_id, owner))
 
     async def next_due(self) -> int | None:
         found = await self._r(lambda c: c.execute(q.NEXT_DUE).fetchone())
@@ -237,29 +201,88 @@ class SqliteDeliveryStore:
             rows.replay_of(r) for r in c.execute(q.LIST_REPLAYS, (domain, subscription_id))])
 
     async def cancel_replay(self, domain: str, replay_id: int, now: int) -> bool:
-        def run(c: apsw.Connection) -> bool:
-            c.execute(q.CANCEL_REPLAY, (now, domain, replay_id))
-            if c.changes() == 0:
-                return False
-            c.execute(q.DROP_REPLAY_PENDING, (now, replay_id))
-            return True
-
-        return await self._writer.submit(run)
+        return await self._writer.submit(_cancel_replay, domain, replay_id, now)
 
     # --- retention ---------------------------------------------------------------------
 
     async def purge_delivery_log(self, cutoff: int, max_rows: int) -> int:
-        def run(c: apsw.Connection) -> int:
-            removed = 0
-            for sql in q.PURGE_LOG:
-                c.execute(sql, (cutoff, max_rows))
-                removed += c.changes()
-            return removed
-
-        return await self._writer.submit(run)
+        return await self._writer.submit(_purge_log, cutoff, max_rows)
 
 
-# --- writer-thread jobs ----------------------------------------------------------------
+# --- writer jobs: module-level, so they can be sent to the writer process -----------------
+
+
+def _execute(c: apsw.Connection, sql: str, params: tuple[Any, ...]) -> None:
+    c.execute(sql, params)
+
+
+def _create_callback(c: apsw.Connection, row: tuple[Any, ...]) -> None:
+    try:
+        c.execute(q.INSERT_CALLBACK, row)
+    except apsw.ConstraintError:
+        raise Conflict(f"callback {row[1]!r} exists") from None
+
+
+def _delete_callback(c: apsw.Connection, domain: str, name: str) -> bool:
+    if c.execute(q.CALLBACK_IN_USE, (domain, name)).fetchone():
+        raise Conflict(f"callback {name!r} has subscriptions; delete them first")
+    c.execute(q.DELETE_CALLBACK, (domain, name))
+    return c.changes() > 0
+
+
+def _create_subscription(c: apsw.Connection, values: tuple[Any, ...]) -> int:
+    try:
+        return _returned_id(c, q.INSERT_SUBSCRIPTION, values)
+    except apsw.ConstraintError:
+        raise Conflict(f"subscription {values[1]!r} exists") from None
+
+
+def _update_subscription(c: apsw.Connection, params: tuple[Any, ...]) -> None:
+    c.execute(q.UPDATE_SUBSCRIPTION, params)
+    if c.changes() == 0:
+        raise NotFound(f"no subscription {params[-1]!r}")
+
+
+def _delete_subscription(c: apsw.Connection, domain: str, name: str) -> bool:
+    found = c.execute(q.SUBSCRIPTION_ID, (domain, name)).fetchone()
+    if found is None:
+        return False
+    for sql in q.DELETE_SUBSCRIPTION_ALL:
+        c.execute(sql, (found[0],))
+    return True
+
+
+def _open_delivery(c: apsw.Connection, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery:
+    if not _owns(c, lane, owner):
+        raise LeaseLost(f"lane {lane} is no longer held by {owner}")
+    try:
+        return _insert_delivery(c, new)
+    except apsw.ConstraintError:
+        raise Conflict(f"lane {lane} has a pending batch already") from None
+
+
+def _advance(c: apsw.Connection, lane: LaneKey, owner: str, position: int,
+             lease_until: int | None, now: int) -> bool:
+    if not _owns(c, lane, owner):
+        return False
+    _move_lane(c, lane, position, None, lease_until, 0, now)
+    return True
+
+
+def _cancel_replay(c: apsw.Connection, domain: str, replay_id: int, now: int) -> bool:
+    c.execute(q.CANCEL_REPLAY, (now, domain, replay_id))
+    if c.changes() == 0:
+        return False
+    c.execute(q.DROP_REPLAY_PENDING, (now, replay_id))
+    return True
+
+
+def _purge_log(c: apsw.Connection, cutoff: int, max_rows: int) -> int:
+    removed = 0
+    for sql in q.PURGE_LOG:
+        c.execute(sql, (cutoff, max_rows))
+        removed += c.changes()
+    return removed
 
 
 def _returned_id(c: apsw.Connection, sql: str, params: tuple[Any, ...]) -> int:
@@ -288,9 +311,10 @@ def _owns(c: apsw.Connection, lane: LaneKey, owner: str) -> bool:
 
 
 def _insert_delivery(c: apsw.Connection, n: NewDelivery) -> Delivery:
-    params = (n.msg_id, n.domain, n.subscription_id, n.replay_id, n.after_index, n.first_index,
-              n.last_index, n.advance_to, n.count, n.created_at, n.created_at)
-    new_id = _returned_id(c, q.INSERT_DELIVERY, params)
+    return _opened(_returned_id(c, q.INSERT_DELIVERY, _flat_new(n)), n)
+
+
+def _opened(new_id: int, n: NewDelivery) -> Delivery:
     return Delivery(new_id, n.msg_id, n.domain, n.subscription_id, n.after_index, n.first_index,
                     n.last_index, n.advance_to, n.count, n.replay_id or None,
                     created_at=n.created_at, updated_at=n.created_at)
@@ -307,32 +331,42 @@ def _move_lane(c: apsw.Connection, lane: LaneKey, position: int | None, retry_at
                                         lane.subscription_id))
 
 
-def _record(c: apsw.Connection, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
-    d, a = rec.delivery, rec.attempt
-    c.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code, a.latency_ms,
-                                 a.error, a.outcome))
-    sub = c.execute(q.SUBSCRIPTION_CALLBACK, (lane.subscription_id,)).fetchone()
-    if sub is None or not _owns(c, lane, owner):
+def _flat_new(n: NewDelivery) -> tuple[Any, ...]:
+    return (n.msg_id, n.domain, n.subscription_id, n.replay_id, n.after_index, n.first_index,
+            n.last_index, n.advance_to, n.count, n.created_at, n.created_at)
+
+
+def _record(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[int | None, bool]:
+    """Writer job for ``record``. Plain tuples in and out: pickling dataclasses to and from
+    the writer process cost more than the SQL, at thousands of records a second."""
+    (sub_id, replay_id, owner, dl, at, body, position, retry_at, failing, disable, lease_until,
+     nxt) = flat
+    c.execute(q.INSERT_ATTEMPT, at)
+    lane = c.execute(q.LANE_STATE, (sub_id,)).fetchone()
+    if lane is not None and replay_id:
+        replay = c.execute(q.REPLAY_STATE, (replay_id,)).fetchone()
+        lane = None if replay is None else (lane[0], lane[1], replay[0], lane[3] and replay[1])
+    if lane is None or lane[2] != owner:
         # Deleted meanwhile, or another worker took the lane over: the attempt is logged,
         # and nothing else changes (the new holder decides about the batch).
-        return Recorded(None, False)
-    c.execute(q.UPDATE_DELIVERY, (d.state.value, d.attempts, d.next_attempt_at, d.last_status,
-                                  d.last_error, d.updated_at, d.state.value, rec.body, d.id))
-    domain, callback = sub[0], sub[1]
-    if rec.failing == "start":
-        c.execute(q.CALLBACK_FAILING, (a.at, domain, callback))
-    elif rec.failing == "clear":
+        return None, False
+    domain, callback, _, active = lane
+    delivery_id, state, attempts, next_at, status, error, updated, count = dl
+    c.execute(q.UPDATE_DELIVERY, (state, attempts, next_at, status, error, updated, state, body,
+                                  delivery_id))
+    if failing == "start":
+        c.execute(q.CALLBACK_FAILING, (updated, domain, callback))
+    elif failing == "clear":
         c.execute(q.CALLBACK_RECOVERED, (domain, callback))
-    if rec.disable_reason is not None:
-        c.execute(q.DISABLE_CALLBACK, (rec.disable_reason, a.at, domain, callback))
-    done = d.state is not DeliveryState.PENDING
-    _move_lane(c, lane, rec.position, rec.retry_at, rec.lease_until,
-               d.count if done else 0, a.at)
-    active = c.execute(q.LANE_ACTIVE, (lane.subscription_id, lane.replay_id)).fetchone()
-    if not active or not active[0]:
-        return Recorded(None, False)
-    nxt = _insert_delivery(c, rec.next) if rec.next is not None else None
-    return Recorded(nxt, True)
+    if disable is not None:
+        c.execute(q.DISABLE_CALLBACK, (disable, updated, domain, callback))
+        active = False
+    done = state != DeliveryState.PENDING.value
+    _move_lane(c, LaneKey(sub_id, replay_id), position, retry_at, lease_until,
+               count if done else 0, updated)
+    if not active:
+        return None, False
+    return (_returned_id(c, q.INSERT_DELIVERY, nxt) if nxt is not None else None), True
 
 
 def _claim(c: apsw.Connection, owner: str, now: int, lease_until: int,

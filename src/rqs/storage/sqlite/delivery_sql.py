@@ -10,6 +10,8 @@ from rqs.storage.delivery_rows import (
     SUBSCRIPTION_COLUMNS,
 )
 
+_JOIN_CALLBACK = "JOIN callbacks c ON c.domain = s.domain AND c.name = s.callback"
+
 
 def _prefixed(alias: str, columns: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
@@ -68,11 +70,14 @@ DELETE_SUBSCRIPTION_ALL = (
     "DELETE FROM replays WHERE subscription_id = ?1",
     "DELETE FROM subscriptions WHERE id = ?1",
 )
-SUBSCRIPTION_CALLBACK = "SELECT domain, callback FROM subscriptions WHERE id = ?"
+LANE_STATE = f"""
+SELECT s.domain, s.callback, s.lease_owner, s.status = 'ACTIVE' AND c.status = 'ACTIVE'
+FROM subscriptions s {_JOIN_CALLBACK} WHERE s.id = ?
+"""
+REPLAY_STATE = "SELECT lease_owner, state = 'running' FROM replays WHERE id = ?"
 SUBSCRIPTION_OWNER = "SELECT lease_owner FROM subscriptions WHERE id = ?"
 REPLAY_OWNER = "SELECT lease_owner FROM replays WHERE id = ?"
 
-_JOIN_CALLBACK = "JOIN callbacks c ON c.domain = s.domain AND c.name = s.callback"
 ACTIVE_DOMAINS = f"""
 SELECT DISTINCT s.domain FROM subscriptions s {_JOIN_CALLBACK}
 WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE'
@@ -108,11 +113,6 @@ UPDATE replays SET position = max(position, coalesce(?1, position)), retry_at = 
     state = CASE WHEN state = 'running' AND max(position, coalesce(?1, position)) >= through_index
                  THEN 'done' ELSE state END
 WHERE id = ?6
-"""
-LANE_ACTIVE = f"""
-SELECT s.status = 'ACTIVE' AND c.status = 'ACTIVE'
-       AND (?2 = 0 OR EXISTS (SELECT 1 FROM replays r WHERE r.id = ?2 AND r.state = 'running'))
-FROM subscriptions s {_JOIN_CALLBACK} WHERE s.id = ?1
 """
 NEXT_DUE = """
 SELECT min(t) FROM (
