@@ -119,8 +119,8 @@ async def test_one_pending_batch_per_lane_and_records(store: DeliveryStore,
     await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
     first = await store.open_delivery(key, "a", new(sub, 0, 2))
     assert first.state is d.DeliveryState.PENDING and first.msg_id.startswith("msg_")
-    with pytest.raises(Conflict):
-        await store.open_delivery(key, "a", new(sub, 2, 4))
+    second = await store.open_delivery(key, "a", new(sub, 2, 3))  # waits behind the head
+    assert second.state is d.DeliveryState.QUEUED
     # A failed attempt: kept pending, body stored, lane waits, callback marked failing.
     rec = done(first, d.DeliveryState.PENDING, body=b"[1,2]", retry_at=T0 + 5 * S,
                failing="start")
@@ -133,28 +133,37 @@ async def test_one_pending_batch_per_lane_and_records(store: DeliveryStore,
     lanes = await store.claim("b", T0 + 5 * S, T0 + 60 * S, {"dom": 5}, 10)
     assert lanes[0].pending is not None and lanes[0].pending.id == first.id
     assert lanes[0].pending.attempts == 1
-    # Success: the lane moves, the next batch opens in the same write, failing clears.
+    assert [x.id for x in lanes[0].queued] == [second.id]
+    # Success: the lane moves, the queued batch becomes the head, one more opens behind it
+    # in the same write, and the callback is no longer failing.
     ok = await store.record(key, "b", done(lanes[0].pending, d.DeliveryState.SUCCEEDED,
                                            failing="clear", lease_until=T0 + 60 * S,
-                                           next=new(sub, 2, 5)))
-    assert ok.next is not None and ok.next.first_index == 3
+                                           next=new(sub, 3, 5)))
+    third = ok.next
+    assert third is not None and third.first_index == 4
+    assert third.state is d.DeliveryState.QUEUED
+    head = await store.get_delivery("dom", second.id)
+    assert head is not None and head.state is d.DeliveryState.PENDING
     assert await store.delivery_body(first.id) is None  # not kept once delivered
     got = await store.get_subscription("dom", "sub")
     assert got is not None and got.position == 2
+    ok = await store.record(key, "b", done(head, d.DeliveryState.SUCCEEDED,
+                                           lease_until=T0 + 60 * S))
+    assert ok.lane_active and ok.next is None
     cb = await store.get_callback("dom", "cb")
     assert cb is not None and cb.failing_since is None
     # A writer that lost the lane changes nothing of it.
-    stale = await store.record(key, "a", done(ok.next, d.DeliveryState.SUCCEEDED))
+    stale = await store.record(key, "a", done(third, d.DeliveryState.SUCCEEDED))
     assert not stale.lane_active
     got = await store.get_subscription("dom", "sub")
     assert got is not None and got.position == 2
-    still = await store.get_delivery("dom", ok.next.id)
+    still = await store.get_delivery("dom", third.id)
     assert still is not None and still.state is d.DeliveryState.PENDING
     listed = await store.list_deliveries("dom", subscription_id=sub.id)
-    assert [x.id for x in listed] == [ok.next.id, first.id]
+    assert [x.id for x in listed] == [third.id, second.id, first.id]
     attempts = await store.list_attempts("dom", first.id)
     assert [a.status_code for a in attempts] == [200, 200] and attempts[0].latency_ms == 1.5
-    assert len(await store.list_attempts("dom", ok.next.id)) == 1  # the stale one, logged
+    assert len(await store.list_attempts("dom", third.id)) == 1  # the stale one, logged
     dead = await store.list_deliveries("dom", state=d.DeliveryState.DEAD)
     assert dead == []
 

@@ -44,7 +44,8 @@ class SubscriptionStatus(StrEnum):
 
 
 class DeliveryState(StrEnum):
-    PENDING = "pending"  # recorded, not yet accepted by the receiver
+    PENDING = "pending"  # the head of its lane: recorded, not yet accepted by the receiver
+    QUEUED = "queued"  # recorded after the head, waits for it (see rqs.service.lane)
     SUCCEEDED = "succeeded"
     DEAD = "dead"  # a dead letter: given up, the subscription moved past it
 

@@ -73,12 +73,15 @@ class Batcher:
         few = types is not None and len(types) <= INDEXED_TYPES
         self.index_selector = self.selector if few else EVERYTHING
         self.keep = _Keep(None if few else self.selector, self.rule)
-        # Resume after the pending batch, if there is one: it is sent as recorded.
-        self.scanned = lane.pending.advance_to if lane.pending else lane.position
+        self.scanned = lane.position
         self.handed = self.scanned  # the last position handed out with a batch
         self.buffer: list[StoredEvent] = []
         self.newest = newest  # known at claim time; re-read once it is used up
         self.exhausted = False
+
+    def resume_after(self, index: int) -> None:
+        """Batches up to ``index`` are opened already (they are sent as recorded)."""
+        self.scanned = self.handed = index
 
     async def _fill(self) -> None:
         through = self.newest

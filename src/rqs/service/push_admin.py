@@ -15,9 +15,10 @@ from typing import TypeVar
 from rqs.domain import catalog
 from rqs.domain import delivery as d
 from rqs.errors import Gone, InvalidRequest, NotFound
-from rqs.service.delivery import DeliveryWorker, webhook_headers
+from rqs.service.delivery import DeliveryWorker
 from rqs.service.delivery_options import options_from
 from rqs.service.keys import Principal
+from rqs.service.lane import webhook_headers
 from rqs.service.queue import ResponseQueue
 from rqs.storage.base import Storage
 from rqs.storage.delivery_base import DeliveryStore, delivery_store_for

@@ -7,7 +7,8 @@ the behaviour tests each implementation must pass.
 Invariants every backend keeps:
 
 * A *lane* is a subscription's live feed, or one replay of it. At most one batch of a
-  lane is pending at a time (a unique index says so), and a lane is held by at most one
+  lane is pending (its head; a unique index says so); batches opened after it wait as
+  ``queued`` and the oldest becomes pending when the head is done. A lane is held by at most one
   worker at a time: ``claim`` leases it until ``lease_until`` and every later write of
   that worker names itself as ``owner``; writes from a worker whose lease was taken over
   change nothing of the lane.
@@ -55,6 +56,11 @@ class Lane:
     replay: Replay | None
     pending: Delivery | None  # the batch at the head of the lane, if one is recorded
     lease_until: int
+    queued: tuple[Delivery, ...] = ()  # opened after the head, in order
+
+    @property
+    def open_batches(self) -> tuple[Delivery, ...]:
+        return ((self.pending,) if self.pending else ()) + self.queued
 
     @property
     def key(self) -> LaneKey:
@@ -91,7 +97,7 @@ class AttemptRecord:
     failing: str | None = None  # "start": mark the callback failing; "clear": it recovered
     disable_reason: str | None = None  # disable the callback with this reason
     lease_until: int | None = None  # keep the lane until then; None releases it
-    next: NewDelivery | None = None  # record the lane's next batch in the same transaction
+    next: NewDelivery | None = None  # open one more batch in the same transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +128,9 @@ class DeliveryStore(Protocol):
     async def claim(
         self, owner: str, now: int, lease_until: int, newest: Mapping[str, int], limit: int
     ) -> list[Lane]: ...
-    async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery: ...
+    async def open_delivery(
+        self, lane: LaneKey, owner: str, new: NewDelivery
+    ) -> Delivery: ...  # pending if the lane has no head, queued otherwise
     async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded: ...
     async def advance(
         self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int

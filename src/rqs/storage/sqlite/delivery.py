@@ -126,8 +126,8 @@ class SqliteDeliveryStore:
                 (a.delivery_id, a.at, a.url, a.status_code, a.latency_ms, a.error, a.outcome),
                 rec.body, rec.position, rec.retry_at, rec.failing, rec.disable_reason,
                 rec.lease_until, _flat_new(n) if n is not None else None)
-        next_id, active = await self._records.submit(flat)
-        return Recorded(_opened(next_id, n) if next_id is not None and n else None, active)
+        opened, active = await self._records.submit(flat)
+        return Recorded(_opened(*opened, n) if opened is not None and n else None, active)
 
     async def advance(
         self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
@@ -311,13 +311,13 @@ def _owns(c: apsw.Connection, lane: LaneKey, owner: str) -> bool:
 
 
 def _insert_delivery(c: apsw.Connection, n: NewDelivery) -> Delivery:
-    return _opened(_returned_id(c, q.INSERT_DELIVERY, _flat_new(n)), n)
+    return _opened(*_insert_flat(c, _flat_new(n)), n)
 
 
-def _opened(new_id: int, n: NewDelivery) -> Delivery:
+def _opened(new_id: int, state: str, n: NewDelivery) -> Delivery:
     return Delivery(new_id, n.msg_id, n.domain, n.subscription_id, n.after_index, n.first_index,
                     n.last_index, n.advance_to, n.count, n.replay_id or None,
-                    created_at=n.created_at, updated_at=n.created_at)
+                    DeliveryState(state), created_at=n.created_at, updated_at=n.created_at)
 
 
 def _move_lane(c: apsw.Connection, lane: LaneKey, position: int | None, retry_at: int | None,
@@ -336,7 +336,14 @@ def _flat_new(n: NewDelivery) -> tuple[Any, ...]:
             n.last_index, n.advance_to, n.count, n.created_at, n.created_at)
 
 
-def _record(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[int | None, bool]:
+def _insert_flat(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[int, str]:
+    """Open a batch: the lane's head (pending) if it has none, else queued behind it."""
+    has_head = c.execute(q.HAS_PENDING, (flat[2], flat[3])).fetchone() is not None
+    state = DeliveryState.QUEUED.value if has_head else DeliveryState.PENDING.value
+    return _returned_id(c, q.INSERT_DELIVERY, (*flat, state)), state
+
+
+def _record(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[tuple[int, str] | None, bool]:
     """Writer job for ``record``. Plain tuples in and out: pickling dataclasses to and from
     the writer process cost more than the SQL, at thousands of records a second."""
     (sub_id, replay_id, owner, dl, at, body, position, retry_at, failing, disable, lease_until,
@@ -362,11 +369,13 @@ def _record(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[int | None, bool
         c.execute(q.DISABLE_CALLBACK, (disable, updated, domain, callback))
         active = False
     done = state != DeliveryState.PENDING.value
+    if done:  # the next opened batch becomes the head
+        c.execute(q.PROMOTE_QUEUED, (sub_id, replay_id))
     _move_lane(c, LaneKey(sub_id, replay_id), position, retry_at, lease_until,
                count if done else 0, updated)
     if not active:
         return None, False
-    return (_returned_id(c, q.INSERT_DELIVERY, nxt) if nxt is not None else None), True
+    return (_insert_flat(c, nxt) if nxt is not None else None), True
 
 
 def _claim(c: apsw.Connection, owner: str, now: int, lease_until: int,
@@ -377,11 +386,11 @@ def _claim(c: apsw.Connection, owner: str, now: int, lease_until: int,
         if len(lanes) >= limit:
             break
         sub, cb = rows.subscription_of(r[:n_sub]), rows.callback_of(r[n_sub:])
-        pending = _pending(c, sub.id, LIVE)
-        if pending is None and sub.position >= newest.get(sub.domain, 0):
+        opened = _open_batches(c, sub.id, LIVE)
+        if not opened and sub.position >= newest.get(sub.domain, 0):
             continue
         c.execute(q.LEASE_SUBSCRIPTION, (owner, lease_until, sub.id))
-        lanes.append(Lane(sub, cb, None, pending, lease_until))
+        lanes.append(_lane(sub, cb, None, opened, lease_until))
     n_rep = len(rows.REPLAY_COLUMNS.split(","))
     for r in c.execute(q.CLAIMABLE_REPLAYS, (now, now)).fetchall():
         if len(lanes) >= limit:
@@ -389,15 +398,22 @@ def _claim(c: apsw.Connection, owner: str, now: int, lease_until: int,
         rep = rows.replay_of(r[:n_rep])
         sub = rows.subscription_of(r[n_rep:n_rep + n_sub])
         cb = rows.callback_of(r[n_rep + n_sub:])
-        pending = _pending(c, sub.id, rep.id)
-        if pending is None and rep.position >= rep.through_index:
+        opened = _open_batches(c, sub.id, rep.id)
+        if not opened and rep.position >= rep.through_index:
             c.execute(q.FINISH_REPLAY, (now, rep.id))
             continue
         c.execute(q.LEASE_REPLAY, (owner, lease_until, rep.id))
-        lanes.append(Lane(sub, cb, rep, pending, lease_until))
+        lanes.append(_lane(sub, cb, rep, opened, lease_until))
     return lanes
 
 
-def _pending(c: apsw.Connection, subscription_id: int, replay_id: int) -> Delivery | None:
-    found = c.execute(q.PENDING_DELIVERY, (subscription_id, replay_id)).fetchone()
-    return rows.delivery_of(found) if found else None
+def _open_batches(c: apsw.Connection, subscription_id: int, replay_id: int) -> list[Delivery]:
+    return [rows.delivery_of(r) for r in c.execute(q.OPEN_DELIVERIES,
+                                                   (subscription_id, replay_id))]
+
+
+def _lane(sub: Subscription, cb: Callback, replay: Replay | None, opened: list[Delivery],
+          lease_until: int) -> Lane:
+    head = opened[0] if opened and opened[0].state is DeliveryState.PENDING else None
+    queued = tuple(opened[1:] if head else opened)
+    return Lane(sub, cb, replay, head, lease_until, queued)

@@ -122,11 +122,18 @@ SELECT min(t) FROM (
 
 INSERT_DELIVERY = """
 INSERT INTO deliveries (msg_id, domain, subscription_id, replay_id, after_index, first_index,
-                        last_index, advance_to, count, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+                        last_index, advance_to, count, created_at, updated_at, state)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
 """
-PENDING_DELIVERY = (f"SELECT {DELIVERY_COLUMNS} FROM deliveries "
-                    "WHERE subscription_id = ? AND replay_id = ? AND state = 'pending'")
+HAS_PENDING = ("SELECT 1 FROM deliveries "
+               "WHERE subscription_id = ? AND replay_id = ? AND state = 'pending'")
+OPEN_DELIVERIES = (f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE subscription_id = ? "
+                   "AND replay_id = ? AND state IN ('pending', 'queued') ORDER BY id")
+PROMOTE_QUEUED = """
+UPDATE deliveries SET state = 'pending' WHERE id = (
+    SELECT min(id) FROM deliveries
+    WHERE subscription_id = ? AND replay_id = ? AND state = 'queued')
+"""
 UPDATE_DELIVERY = """
 UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = ?3, last_status = ?4,
     last_error = ?5, updated_at = ?6,
@@ -159,7 +166,7 @@ WHERE domain = ?2 AND id = ?3 AND state = 'running'
 """
 DROP_REPLAY_PENDING = """
 UPDATE deliveries SET state = 'dead', last_error = 'replay cancelled', updated_at = ?1
-WHERE replay_id = ?2 AND state = 'pending'
+WHERE replay_id = ?2 AND state IN ('pending', 'queued')
 """
 FINISH_REPLAY = "UPDATE replays SET state = 'done', updated_at = ?1 WHERE id = ?2"
 
@@ -167,7 +174,8 @@ PURGE_LOG = (
     """DELETE FROM delivery_attempts
        WHERE id IN (SELECT id FROM delivery_attempts WHERE at < ?1 LIMIT ?2)""",
     """DELETE FROM deliveries WHERE id IN (
-       SELECT id FROM deliveries WHERE state <> 'pending' AND updated_at < ?1 LIMIT ?2)""",
+       SELECT id FROM deliveries WHERE state NOT IN ('pending', 'queued') AND updated_at < ?1
+       LIMIT ?2)""",
     """DELETE FROM replays WHERE id IN (
        SELECT id FROM replays WHERE state <> 'running' AND updated_at < ?1 LIMIT ?2)""",
 )

@@ -73,7 +73,7 @@ CREATE TABLE deliveries (
     last_index      INTEGER NOT NULL,
     advance_to      INTEGER NOT NULL,
     count           INTEGER NOT NULL,
-    state           TEXT    NOT NULL DEFAULT 'pending',
+    state           TEXT    NOT NULL DEFAULT 'pending',  -- pending|queued|succeeded|dead
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER,
     last_status     INTEGER,
@@ -85,9 +85,12 @@ CREATE TABLE deliveries (
 -- One pending batch per lane: this is the ordering guarantee, enforced by the schema.
 CREATE UNIQUE INDEX deliveries_pending ON deliveries (subscription_id, replay_id)
     WHERE state = 'pending';
+CREATE INDEX deliveries_queued ON deliveries (subscription_id, replay_id, id)
+    WHERE state = 'queued';
 CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, id);
 CREATE INDEX deliveries_by_state ON deliveries (domain, state, id);
-CREATE INDEX deliveries_by_age ON deliveries (updated_at) WHERE state <> 'pending';
+CREATE INDEX deliveries_by_age ON deliveries (updated_at)
+    WHERE state NOT IN ('pending', 'queued');
 
 CREATE TABLE delivery_attempts (
     id          INTEGER PRIMARY KEY,

@@ -1,0 +1,234 @@
+"""Working one claimed lane: send its batches in order, record each attempt, pipelined.
+
+Order and safety: a batch is recorded (opened) before it is sent, and only the head of
+the lane is ever sent; the next batch goes out once the head succeeded or was
+dead-lettered. Speed: the lane keeps one more batch opened ahead of the head, so when
+the head succeeds its outcome is written *behind* — the write (success, promote the
+next, open one more) runs while the next batch is already on the wire. A crash between
+the two leaves the head pending: it is sent again (same webhook-id), then the next one
+(same webhook-id too), so receivers see duplicates at worst, never a gap or a reorder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from rqs.adapters.webhook_sender import SendResult
+from rqs.domain import delivery as d
+from rqs.domain.events import format_time
+from rqs.service.batcher import Batch, Batcher, rebuild
+from rqs.storage.delivery_base import AttemptRecord, Lane, NewDelivery, Recorded
+
+if TYPE_CHECKING:
+    from rqs.service.delivery import DeliveryWorker, RunStats
+
+Micros = Callable[[], int]
+LOOKAHEAD = 2  # batches opened at once: the head and the one after it
+
+
+def basic_auth(cb: d.Callback) -> str | None:
+    if cb.auth_user is None:
+        return None
+    raw = f"{cb.auth_user}:{cb.auth_password or ''}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def webhook_headers(cb: d.Callback, msg_id: str, body: bytes, now_us: int,
+                    timestamp: int) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": d.sign(cb.signing_secrets(now_us), msg_id, timestamp, body),
+    }
+    auth = basic_auth(cb)
+    if auth is not None:
+        headers["Authorization"] = auth
+    return headers
+
+
+@dataclass(slots=True)
+class Opened:
+    delivery: d.Delivery
+    body: bytes | None  # None: load it (stored after a failure) or rebuild it from its range
+    kept: bool = False  # the body is stored already
+
+
+class LaneRun:
+    def __init__(self, worker: DeliveryWorker, lane: Lane, newest: int, now: Micros,
+                 stats: RunStats) -> None:
+        self.w = worker
+        self.lane = lane
+        self.key = lane.key
+        self.now = now
+        self.stats = stats
+        self.opened: deque[Opened] = deque(Opened(x, None) for x in lane.open_batches)
+        self.batcher = Batcher(worker.storage, lane, newest, worker.options.prefetch_batches)
+        if self.opened:
+            self.batcher.resume_after(self.opened[-1].delivery.advance_to)
+        self.behind: asyncio.Task[Recorded] | None = None  # a success written behind
+        self.behind_body: bytes | None = None  # the body of the batch that write opens
+        self.active = True
+        self.lease_us = int(worker.options.lease_seconds * 1_000_000)
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            if self.behind is not None:  # never leave a write unobserved
+                await asyncio.gather(self.behind, return_exceptions=True)
+
+    async def _run(self) -> None:
+        store, owner = self.w.store, self.w.owner
+        for _ in range(self.w.options.batches_per_claim):
+            await self._top_up()
+            if not self.active:
+                break
+            if not self.opened:
+                idle = self.batcher.idle_position
+                if idle > self.lane.position:
+                    await store.advance(self.key, owner, idle, None, self.now())
+                else:
+                    await store.release(self.key, owner)
+                return
+            head = self.opened[0]
+            if head.body is None:
+                head.body, head.kept = await self._load_body(head.delivery)
+            decision, result, at = await self._attempt(head.delivery, head.body)
+            self.stats.requests += 1
+            if decision.action not in (d.Action.SUCCEEDED, d.Action.DEAD):
+                self.stats.failed += 1
+                await self._absorb()
+                rec = self._record(head, decision, result, at)
+                await store.record(self.key, owner, rec)  # releases the lane
+                return
+            if decision.action is d.Action.SUCCEEDED:
+                self.stats.succeeded += 1
+                self.stats.events += head.delivery.count
+            else:
+                self.stats.failed += 1
+            self.opened.popleft()
+            await self._absorb()
+            if not self.active:
+                break
+            if not await self._done_behind(head, decision, result, at):
+                return  # nothing left; that write released the lane
+        await self._absorb()
+        await store.release(self.key, owner)  # its turn is used up, or it stopped
+
+    async def _top_up(self) -> None:
+        """Open batches until LOOKAHEAD are open (only when no write is behind)."""
+        if self.behind is not None and not self.opened:
+            await self._absorb()
+        while self.active and self.behind is None and len(self.opened) < LOOKAHEAD:
+            batch = await self.batcher.take()
+            if batch is None:
+                return
+            opened = await self.w.store.open_delivery(self.key, self.w.owner,
+                                                      self._new(batch, self.now()))
+            self.opened.append(Opened(opened, batch.body))
+
+    async def _absorb(self) -> None:
+        """Wait for the write behind, if any; it may have opened the next batch."""
+        if self.behind is None:
+            return
+        task, body = self.behind, self.behind_body
+        self.behind = self.behind_body = None
+        done = await task
+        if done.next is not None:
+            self.opened.append(Opened(done.next, body))
+        if not done.lane_active:
+            self.active = False
+
+    async def _done_behind(self, head: Opened, decision: d.Decision, result: SendResult,
+                           at: int) -> bool:
+        """Write the head's outcome behind; False when the lane has nothing more."""
+        nxt = await self.batcher.take()
+        rec = self._record(head, decision, result, at)
+        more = nxt is not None or bool(self.opened)
+        if more:
+            rec = replace(rec, lease_until=at + self.lease_us)
+        else:  # nothing left: the lane moves past what it looked at, and is released
+            rec = replace(rec, position=max(head.delivery.advance_to,
+                                            self.batcher.idle_position))
+        if nxt is not None:
+            rec = replace(rec, next=self._new(nxt, at))
+        self.behind = asyncio.create_task(self.w.store.record(self.key, self.w.owner, rec))
+        self.behind_body = nxt.body if nxt is not None else None
+        if not more:
+            await self._absorb()
+        return more
+
+    # --- one batch -------------------------------------------------------------------
+
+    def _new(self, batch: Batch, at: int) -> NewDelivery:
+        sub = self.lane.subscription
+        return NewDelivery(
+            msg_id=d.new_msg_id(), domain=sub.domain, subscription_id=sub.id,
+            replay_id=self.key.replay_id, after_index=batch.after_index,
+            first_index=batch.events[0].index, last_index=batch.events[-1].index,
+            advance_to=batch.advance_to, count=len(batch.events), created_at=at)
+
+    async def _load_body(self, batch: d.Delivery) -> tuple[bytes, bool]:
+        stored = await self.w.store.delivery_body(batch.id)
+        if stored is not None:
+            return stored, True
+        events = await rebuild(self.w.storage, self.lane, batch)
+        # Empty only if retention removed the events meanwhile; the receiver gets "[]" once
+        # and the lane moves on, rather than stalling on a batch that cannot be rebuilt.
+        return b"[" + b",".join(e.payload for e in events) + b"]", False
+
+    async def _attempt(self, batch: d.Delivery,
+                       body: bytes) -> tuple[d.Decision, SendResult, int]:
+        w, cb = self.w, self.lane.callback
+        number = batch.attempts + 1
+        url = cb.url_for_attempt(number)
+        wall = w.wall()
+        headers = webhook_headers(cb, batch.msg_id, body, self.now(), int(wall))
+        result = await w.sender.send(url, body, headers)
+        at = self.now()
+        outcome = d.classify(result.status)
+        retry_after = d.parse_retry_after(result.retry_after, wall)
+        decision = d.next_attempt(number, outcome, w.options.schedule, w.rng, retry_after)
+        # Failing for too long disables the callback, and keeps the batch pending (even one
+        # whose retries just ran out), so re-enabling resumes exactly where it stopped.
+        if outcome is d.Outcome.RETRY and d.should_disable(cb.failing_since, at,
+                                                           w.options.disable_after):
+            since = format_time(cb.failing_since or at)
+            decision = d.Decision(d.Action.DISABLE, reason=(
+                f"disabled: every attempt failed since {since}; last: {result.error}"))
+        elif decision.action is d.Action.DISABLE:
+            decision = replace(decision, reason=f"disabled: {url} answered 410 Gone at "
+                                                f"{format_time(at)}")
+        return decision, result, at
+
+    def _record(self, head: Opened, decision: d.Decision, result: SendResult,
+                at: int) -> AttemptRecord:
+        batch, action = head.delivery, decision.action
+        number = batch.attempts + 1
+        state = {d.Action.SUCCEEDED: d.DeliveryState.SUCCEEDED,
+                 d.Action.DEAD: d.DeliveryState.DEAD}.get(action, d.DeliveryState.PENDING)
+        retry_at = at + int(decision.delay * 1_000_000) if action is d.Action.RETRY else None
+        error = result.error
+        if action is d.Action.DEAD and decision.reason:
+            error = f"{decision.reason}; last: {result.error}"
+        delivery = replace(batch, state=state, attempts=number, next_attempt_at=retry_at,
+                           last_status=result.status, last_error=error, updated_at=at)
+        attempt = d.Attempt(batch.id, at, self.lane.callback.url_for_attempt(number),
+                            result.status, round(result.latency_ms, 3), result.error,
+                            action.value)
+        keep_body = action is not d.Action.SUCCEEDED and not head.kept
+        outcome = d.classify(result.status)
+        return AttemptRecord(
+            delivery=delivery, attempt=attempt, body=head.body if keep_body else None,
+            position=batch.advance_to if state is not d.DeliveryState.PENDING else None,
+            retry_at=retry_at,
+            failing="clear" if action is d.Action.SUCCEEDED else
+            "start" if outcome is d.Outcome.RETRY else None,
+            disable_reason=decision.reason if action is d.Action.DISABLE else None,
+        )
