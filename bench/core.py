@@ -10,9 +10,11 @@ rate of the same rows in the same run, and writes them to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import os
 import asyncio
 import base64
 import tempfile
+from contextlib import ExitStack
 import time
 from pathlib import Path
 
@@ -117,24 +119,41 @@ def main() -> None:
     ap.add_argument("--batch", default="1000,10000", help="batch sizes, comma-separated")
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    ap.add_argument("--postgres", action="store_true",
+                    help="run rqs on PostgreSQL (a scratch database; RQS_BENCH_PG admin URL)")
+    ap.add_argument("--workers", type=int, default=2, help="server processes with --postgres")
     args = ap.parse_args()
     sizes = [int(s) for s in args.batch.split(",")]
     rows: list[str] = []
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="rqs-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rqs-bench-") as tmp, ExitStack() as stack:
         data = Path(tmp) / "data"
-        server = start_server(data)
+        extra: list[str] = []
+        if args.postgres:
+            from bench.pg_raw import scratch_database
+
+            url = stack.enter_context(scratch_database("core"))
+            extra = [f"--database-url={url}", "--workers", str(args.workers)]
+        server = start_server(data, *extra)
         auth = "Basic " + base64.b64encode(f"{server.key_id}:{server.secret}".encode()).decode()
         try:
             for size in sizes:
                 bodies = workload.batches(args.events, size, seed=size)
-                raw = raw_sqlite_rate(bodies, Path(tmp) / f"raw-{size}.db", "FULL")
+                if args.postgres:
+                    from bench.pg_raw import raw_copy_rate, scratch_database
+
+                    with scratch_database(f"raw{size}") as raw_url:
+                        raw = raw_copy_rate(bodies, raw_url)
+                    raw_label = "raw binary COPY of the same rows"
+                else:
+                    raw = raw_sqlite_rate(bodies, Path(tmp) / f"raw-{size}.db", "FULL")
+                    raw_label = "raw SQLite insert of the same rows"
                 elapsed, lat = asyncio.run(post_all(server.url, auth, bodies, args.clients))
                 rate = args.events / elapsed
                 rows.append(f"| HTTP ingest, batches of {size:,} ({args.clients} clients) | "
                             f"{rate:,.0f} events/s | p50 {percentile(lat, 50) * 1e3:.1f} ms, "
-                            f"p99 {percentile(lat, 99) * 1e3:.1f} ms per request | raw SQLite "
-                            f"insert of the same rows: {raw:,.0f} rows/s; ratio {rate / raw:.2f} |")
+                            f"p99 {percentile(lat, 99) * 1e3:.1f} ms per request | {raw_label}: "
+                            f"{raw:,.0f} rows/s; ratio {rate / raw:.2f} |")
             rss_before = rss_kb(server.pid)
             whole_run_peak = tree_kb(server.pid)
             try:  # reset the peak, so the growth below is the retrievals' own
@@ -179,14 +198,19 @@ def main() -> None:
         finally:
             server.stop()
     table = "\n".join(["| what | result | latency | note |", "|---|---|---|---|", *rows])
-    text = (f"## Core: ingest and retrieval (SQLite, durable)\n\n"
-            f"Run `python bench/core.py --events {args.events} --batch {args.batch} "
-            f"--clients {args.clients}` on {machine()}; `synchronous=FULL` (every 2xx is on disk). "
+    backend = (f"PostgreSQL, `--workers {args.workers}`" if args.postgres
+               else "SQLite, `synchronous=FULL`")
+    flags = f" --postgres --workers {args.workers}" if args.postgres else ""
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    text = (f"## Core: ingest and retrieval ({backend})\n\n"
+            f"Run `python -m bench.core --events {args.events} --batch {args.batch} "
+            f"--clients {args.clients}{flags}` on {machine()}, load average at the end {load}; "
+            f"every 2xx is durable (committed and synced). "
             f"Events are Responsys-shaped, ~500 bytes (bench/workload.py). Server and load "
             f"generator share the machine.\n\n{table}\n\n" + "\n".join(f"- {n}" for n in notes))
     print(text)
     if not args.no_docs:
-        write_section("core", text)
+        write_section("core-postgres" if args.postgres else "core", text)
 
 
 if __name__ == "__main__":

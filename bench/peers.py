@@ -21,11 +21,11 @@ See bench/peers_stores.py for what each operation is on each store.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -37,6 +37,7 @@ from typing import Any
 
 from bench import workload
 from bench.common import (
+    descendants,
     free_port,
     machine,
     percentile,
@@ -101,6 +102,30 @@ def reset_peak(pid: int) -> bool:
         return False
 
 
+def cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+
+
+TICK = os.sysconf("SC_CLK_TCK")
+Pids = Callable[[], list[int]]
+
+
+async def measured(coro: Coroutine[Any, Any, Any], pids: Pids) -> Any:
+    """Await ``coro`` (an Op or Ingested), recording client and server CPU time on its Op."""
+    c0 = time.process_time()
+    s0 = {p: cpu_ticks(p) for p in pids()}
+    out = await coro
+    op: Op = out.op if isinstance(out, Ingested) else out
+    op.client_cpu = time.process_time() - c0
+    s1 = {p: cpu_ticks(p) for p in pids()}
+    op.server_cpu = sum(t - s0.get(p, 0) for p, t in s1.items()) / TICK
+    return out
+
+
 # --- PostgreSQL ----------------------------------------------------------------------------
 
 
@@ -123,16 +148,17 @@ def pg_settings() -> str:
 # --- the stores ----------------------------------------------------------------------------
 
 
-async def rqs_ops(rqs: Rqs, plan: Plan, res: Result) -> None:
-    ing: Ingested = await rqs.ingest(plan)
+async def rqs_ops(rqs: Rqs, plan: Plan, res: Result, pids: Pids) -> None:
+    ing: Ingested = await measured(rqs.ingest(plan), pids)
     res.ops["ingest"] = ing.op
     since, until = ing.at(plan.window[0]), ing.at(plan.window[1])
-    res.ops["type"] = await rqs.read_type(plan)
-    res.ops["range"] = await rqs.read_range(plan, since, until)
-    res.ops["tail"] = await rqs.read_tail(plan)
-    res.extra["Mapp pollByType linkClick, limit 10,000"] = await rqs.mapp_by_type(plan)
-    res.extra["Mapp pollByRange allMessages, one call"] = await rqs.mapp_by_range(
-        plan, since, until)
+    res.ops["type"] = await measured(rqs.read_type(plan), pids)
+    res.ops["range"] = await measured(rqs.read_range(plan, since, until), pids)
+    res.ops["tail"] = await measured(rqs.read_tail(plan), pids)
+    res.extra["Mapp pollByType linkClick, limit 10,000"] = await measured(
+        rqs.mapp_by_type(plan), pids)
+    res.extra["Mapp pollByRange allMessages, one call"] = await measured(
+        rqs.mapp_by_range(plan, since, until), pids)
 
 
 def run_rqs(res: Result, plan: Plan, database: bool) -> None:
@@ -146,7 +172,12 @@ def run_rqs(res: Result, plan: Plan, database: bool) -> None:
             server = start_server(Path(tmp) / "data", *extra)
             try:
                 rqs = Rqs(server.url, server.token, server.key_id, server.secret)
-                run(rqs_ops(rqs, plan, res))
+
+                def pids() -> list[int]:
+                    tree = [server.pid, *descendants(server.pid)]
+                    return tree + (pg_backend_pids(db) if database else [])
+
+                run(rqs_ops(rqs, plan, res, pids))
                 res.mem_kb = tree_kb(server.pid)
                 if database:
                     backends = pg_backend_pids(db)
@@ -164,13 +195,16 @@ def run_rqs(res: Result, plan: Plan, database: bool) -> None:
                     psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
 
 
-async def peer_ops(store: Nats | Redis, plan: Plan, res: Result) -> None:
-    ing = await store.ingest(plan)
+async def peer_ops(store: Nats | Redis, plan: Plan, res: Result, pid: int | None) -> None:
+    def pids() -> list[int]:
+        return [pid] if pid else []
+
+    ing = await measured(store.ingest(plan), pids)
     res.ops["ingest"] = ing.op
     since, until = ing.at(plan.window[0]), ing.at(plan.window[1])
-    res.ops["type"] = await store.read_type(plan)
-    res.ops["range"] = await store.read_range(plan, since, until)
-    res.ops["tail"] = await store.read_tail(plan)
+    res.ops["type"] = await measured(store.read_type(plan), pids)
+    res.ops["range"] = await measured(store.read_range(plan, since, until), pids)
+    res.ops["tail"] = await measured(store.read_tail(plan), pids)
 
 
 def run_nats(res: Result, plan: Plan, url: str, pid: int | None) -> None:
@@ -179,7 +213,7 @@ def run_nats(res: Result, plan: Plan, url: str, pid: int | None) -> None:
     try:
         before = rss_kb(pid) if pid else 0
         peaked = pid is not None and reset_peak(pid)
-        run(peer_ops(store, plan, res))
+        run(peer_ops(store, plan, res, pid))
         if pid:
             res.mem_kb = rss_kb(pid, "VmHWM")
             res.mem_note = (f"nats-server process (RSS {before / 1024:,.0f} MiB before the run"
@@ -213,12 +247,12 @@ def run_own_nats(res: Result, plan: Plan, binary: str, sync: str | None) -> None
             deadline = time.monotonic() + 20
             while True:
                 try:
-                    run(Nats(f"nats://127.0.0.1:{port}").reset())
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
                     break
-                except Exception:
+                except OSError:
                     if time.monotonic() > deadline or proc.poll() is not None:
                         raise
-                    time.sleep(0.2)
+                    time.sleep(0.1)
             run_nats(res, plan, f"nats://127.0.0.1:{port}", proc.pid)
             res.mem_note = "private nats-server process"
         finally:
@@ -250,7 +284,7 @@ def run_redis(res: Result, plan: Plan, url: str) -> None:
     try:
         before = rss_kb(pid)
         peaked = reset_peak(pid)
-        run(peer_ops(store, plan, res))
+        run(peer_ops(store, plan, res, pid))
         res.mem_kb = rss_kb(pid, "VmHWM")
         res.mem_note = (f"redis-server process (RSS {before / 1024:,.0f} MiB before the run"
                         + ("" if peaked else "; peak not reset") + ")")
@@ -293,7 +327,13 @@ def redis_fsync_always(url: str):  # type: ignore[no-untyped-def]
 
 
 def fmt_ms(values: list[float], p: float) -> str:
-    return f"{percentile(values, p) * 1e3:,.1f}" if values else "–"
+    return f"{percentile(values, p) * 1e3:,.1f}" if values else "-"
+
+
+def cpu_per_event(o: Op) -> str:
+    if not o.events:
+        return ""
+    return f"{o.client_cpu / o.events * 1e6:.1f} / {o.server_cpu / o.events * 1e6:.1f}"
 
 
 def ratio_cell(res: Result, op: str, peers: list[Result]) -> str:
@@ -308,8 +348,8 @@ def ratio_cell(res: Result, op: str, peers: list[Result]) -> str:
             continue
         best_rate, best = max(rated, key=lambda x: x[0])
         p99 = percentile(best.ops[op].lat, 99)
-        cells.append(f"{mine.rate / best_rate:.2f}× {label} ({best.name}); p99 "
-                     f"{percentile(mine.lat, 99) / p99:.2f}×")
+        cells.append(f"{mine.rate / best_rate:.2f}x {label} ({best.name}); p99 "
+                     f"{percentile(mine.lat, 99) / p99:.2f}x")
     return "<br>".join(cells)
 
 
@@ -320,15 +360,15 @@ def mem_ratio(res: Result, peers: list[Result]) -> str:
     if not known:
         return ""
     best = min(known, key=lambda p: p.mem_kb)
-    return f"{res.mem_kb / best.mem_kb:.2f}× the smallest peer ({best.name})"
+    return f"{res.mem_kb / best.mem_kb:.2f}x the smallest peer ({best.name})"
 
 
 def table(results: list[Result]) -> str:
     ok = [r for r in results if not r.error]
     peers = [r for r in ok if not r.key.startswith("rqs")]
     rows = ["| operation | store | events | events/s | p50 / p99 per batch (ms) | "
-            "rqs vs the best peer (events/s ratio, >1 = rqs faster; p99 ratio, <1 = rqs "
-            "faster) |", "|---|---|---:|---:|---:|---|"]
+            "CPU µs per event: client / server | rqs vs the best peer (events/s ratio, "
+            ">1 = rqs faster; p99 ratio, <1 = rqs faster) |", "|---|---|---:|---:|---:|---:|---|"]
     for op, label in OPS:
         for r in ok:
             o = r.ops.get(op)
@@ -337,9 +377,10 @@ def table(results: list[Result]) -> str:
             note = f" ({o.note})" if o.note else ""
             rows.append(f"| {label} | {r.name}{note} | {o.events:,} | {o.rate:,.0f} | "
                         f"{fmt_ms(o.lat, 50)} / {fmt_ms(o.lat, 99)} | "
+                        f"{cpu_per_event(o)} | "
                         f"{ratio_cell(r, op, peers)} |")
     for r in ok:
-        rows.append(f"| peak server memory | {r.name} | | {r.mem_kb / 1024:,.0f} MiB | | "
+        rows.append(f"| peak server memory | {r.name} | | {r.mem_kb / 1024:,.0f} MiB | | | "
                     f"{mem_ratio(r, peers)} |")
     return "\n".join(rows)
 
@@ -358,7 +399,8 @@ def extras(results: list[Result]) -> str:
         for label, o in r.extra.items():
             note = f" [{o.note}]" if o.note else ""
             lines.append(f"- {r.name}, {label}{note}: {o.events:,} events, {o.rate:,.0f} "
-                         f"events/s, p50 {fmt_ms(o.lat, 50)} ms / p99 {fmt_ms(o.lat, 99)} ms")
+                         f"events/s, p50 {fmt_ms(o.lat, 50)} ms / p99 {fmt_ms(o.lat, 99)} ms, "
+                         f"CPU client {o.client_cpu:.1f} s / server {o.server_cpu:.1f} s")
         if r.mem_note:
             lines.append(f"- {r.name} memory: {r.mem_note}")
         lines.append(f"- {r.name}: load average during its run "
@@ -386,7 +428,7 @@ def build_plan(n: int, batch: int, clients: int, page: int, type_read: int) -> P
                 type_read=min(type_read, clicks), bodies=bodies, msgs=msgs)
 
 
-def main() -> None:  # noqa: C901 - one linear script
+def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=1_000_000)
@@ -469,7 +511,8 @@ def main() -> None:  # noqa: C901 - one linear script
         res.load = os.getloadavg()
         for op, o in res.ops.items():
             print(f"    {op:<7} {o.events:>9,} events {o.rate:>10,.0f}/s  p50 "
-                  f"{fmt_ms(o.lat, 50)} ms  p99 {fmt_ms(o.lat, 99)} ms", flush=True)
+                  f"{fmt_ms(o.lat, 50)} ms  p99 {fmt_ms(o.lat, 99)} ms  cpu client "
+                  f"{o.client_cpu:.1f} s server {o.server_cpu:.1f} s", flush=True)
         print(f"    memory {res.mem_kb / 1024:,.0f} MiB; {time.perf_counter() - t:.0f} s",
               flush=True)
         results.append(res)

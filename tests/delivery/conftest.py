@@ -25,6 +25,7 @@ import uvicorn
 from rqs.service.delivery import DeliveryWorker, RunStats
 from rqs.service.delivery_options import options_from
 from rqs.settings import Settings
+from rqs.storage import open_storage
 from rqs.storage.base import Storage
 from tests.delivery.receiver import Receiver
 from rqs.web.app import create_app
@@ -45,6 +46,7 @@ class Env:
     api: httpx.Client
     workers: list[DeliveryWorker] = field(default_factory=list)
     riid: int = 0
+    own_storage: Storage | None = None  # PostgreSQL: the test loop's own pool
 
     @property
     def clock(self) -> FakeClock:
@@ -52,6 +54,11 @@ class Env:
 
     @property
     def storage(self) -> Storage:
+        """Workers' storage. SQLite: the server's own (one process owns the file; its writer
+        and readers serve any event loop). PostgreSQL: a pool opened on the test's loop,
+        like a separate ``rqs worker`` process would have."""
+        if self.own_storage is not None:
+            return self.own_storage
         storage: Storage = self.server.app.state.queue.storage  # type: ignore[attr-defined]
         return storage
 
@@ -136,8 +143,17 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
-    """Override per test with ``@pytest.mark.parametrize("settings", [{...}], indirect=True)``."""
-    return delivery_settings(tmp_path, **getattr(request, "param", {}))
+    """Override per test with ``@pytest.mark.parametrize("settings", [{...}], indirect=True)``;
+    ``{"postgres": True}`` runs the server on a fresh PostgreSQL database (see BACKENDS)."""
+    params = dict(getattr(request, "param", {}))
+    if params.pop("postgres", False):
+        params["database_url"] = request.getfixturevalue("pg_url")
+    return delivery_settings(tmp_path, **params)
+
+
+# For tests that must hold on every backend: @pytest.mark.parametrize("settings", BACKENDS, ...)
+BACKENDS = [pytest.param({}, id="sqlite"),
+            pytest.param({"postgres": True}, id="postgres", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture
@@ -149,11 +165,16 @@ def server(settings: Settings) -> Iterator[Server]:
 @pytest.fixture
 async def env(server: Server, receiver: Receiver) -> AsyncIterator[Env]:
     e = Env(server, receiver, server.client())
+    if server.settings.database_url:
+        e.own_storage = open_storage(server.settings)
+        await e.own_storage.open()
     try:
         yield e
     finally:
         for w in e.workers:
             await w.close()
+        if e.own_storage is not None:
+            await e.own_storage.close()
 
 
 @contextmanager

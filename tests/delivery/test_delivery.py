@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.delivery.conftest import Env
+import pytest
+
+from tests.delivery.conftest import BACKENDS, Env
 from tests.delivery.receiver import Reply
 
 
@@ -40,6 +42,7 @@ async def test_only_events_after_the_subscription_are_sent(env: Env) -> None:
     assert env.receiver.riids("cb") == ["4", "5"]
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_receiver_down_then_up_everything_arrives_in_order_once(env: Env) -> None:
     env.callback("cb", batch_size=2)
     env.subscribe("sub", "cb")
@@ -97,6 +100,7 @@ async def test_429_with_retry_after_is_honoured(env: Env) -> None:
     assert env.receiver.riids("cb") == ["1"]
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_4xx_goes_to_dead_letters_at_once_and_the_rest_follows(env: Env) -> None:
     env.callback("cb", batch_size=2)
     env.subscribe("sub", "cb")
@@ -131,6 +135,7 @@ async def test_retries_run_out_then_the_batch_is_dead(env: Env) -> None:
     assert (await env.deliver()).requests == 0
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_410_disables_the_callback_and_reenabling_resumes(env: Env) -> None:
     env.callback("cb", batch_size=1)
     env.subscribe("sub", "cb")
@@ -166,6 +171,7 @@ async def test_backup_url_after_three_failed_attempts(env: Env) -> None:
     assert env.receiver.tried("backup")[0].msg_id == env.receiver.tried("primary")[0].msg_id
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_pause_keeps_the_position_and_resume_delivers_everything(env: Env) -> None:
     env.callback("cb", batch_size=2)
     env.subscribe("sub", "cb")

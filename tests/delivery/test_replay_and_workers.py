@@ -11,10 +11,11 @@ import pytest
 from rqs.adapters.webhook_sender import SendResult
 from rqs.service.delivery import DeliveryWorker
 from rqs.service.delivery_options import options_from
-from tests.delivery.conftest import Env, NoJitter, delivery_settings
+from tests.delivery.conftest import BACKENDS, Env, NoJitter, delivery_settings
 from tests.delivery.receiver import Reply
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_replay_by_index_resends_the_range_as_new_messages(env: Env) -> None:
     env.callback("cb", batch_size=2)
     env.subscribe("sub", "cb", start="oldest")
@@ -34,6 +35,7 @@ async def test_replay_by_index_resends_the_range_as_new_messages(env: Env) -> No
     assert [x["state"] for x in env.get("/v1/subscriptions/sub/replays")["replays"]] == ["done"]
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_replay_by_time_range_covers_the_whole_range(env: Env) -> None:
     env.callback("cb", batch_size=1)
     env.subscribe("sub", "cb", start="oldest")
@@ -56,6 +58,7 @@ async def test_replay_before_retention_is_gone(env: Env) -> None:
     assert r.status_code == 400
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_two_workers_at_once_never_send_a_batch_twice(env: Env) -> None:
     for i in range(6):
         env.callback(f"cb{i}", batch_size=3)
@@ -89,8 +92,9 @@ class Hanging:
         pass
 
 
+@pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_a_crashed_workers_lane_is_taken_over_after_its_lease(env: Env) -> None:
-    env.callback("cb")
+    env.callback("cb", batch_size=1)
     env.subscribe("sub", "cb")
     env.ingest(3)
     hanging = Hanging()
@@ -101,9 +105,12 @@ async def test_a_crashed_workers_lane_is_taken_over_after_its_lease(env: Env) ->
     other = env.worker()
     assert (await other.run_once(env.clock.now)).requests == 0  # still leased
     env.clock.advance(crashed.options.lease_seconds + 1)
-    assert (await other.run_once(env.clock.now)).succeeded == 1
+    assert (await other.run_once(env.clock.now)).succeeded == 3
     assert env.receiver.riids("cb") == ["1", "2", "3"]
     assert env.receiver.ok("cb")[0].msg_id == hanging.msg_ids[0]  # recorded before sending
+    opened = env.get("/v1/subscriptions/sub/deliveries")["deliveries"]
+    assert [x["state"] for x in opened] == ["succeeded"] * 3
+    assert [x["first_index"] for x in opened] == [3, 2, 1]
 
 
 @pytest.mark.parametrize("settings", [{"retry_schedule": (1, 2, 5, 10),

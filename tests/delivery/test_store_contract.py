@@ -156,7 +156,7 @@ async def test_one_pending_batch_per_lane_and_records(store: DeliveryStore,
     stale = await store.record(key, "a", done(third, d.DeliveryState.SUCCEEDED))
     assert not stale.lane_active
     got = await store.get_subscription("dom", "sub")
-    assert got is not None and got.position == 2
+    assert got is not None and got.position == 3
     still = await store.get_delivery("dom", third.id)
     assert still is not None and still.state is d.DeliveryState.PENDING
     listed = await store.list_deliveries("dom", subscription_id=sub.id)

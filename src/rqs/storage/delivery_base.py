@@ -165,10 +165,16 @@ class DeliveryStore(Protocol):
 def delivery_store_for(storage: Storage) -> DeliveryStore:
     """The delivery store sharing ``storage``'s connections (writer, pools)."""
     factory = getattr(storage, "delivery_store", None)
-    if factory is None:
-        raise TypeError(f"the {storage.backend} backend has no delivery store")
-    store: DeliveryStore = factory()
-    return store
+    if factory is not None:
+        store: DeliveryStore = factory()
+        return store
+    if storage.backend == "postgres":
+        from rqs.storage.postgres.delivery import PostgresDeliveryStore
+
+        # The event store's pooled-connection context manager (maps outages to
+        # StorageUnavailable); PostgresStorage could expose it as delivery_store().
+        return PostgresDeliveryStore(storage._conn)  # type: ignore[attr-defined]
+    raise TypeError(f"the {storage.backend} backend has no delivery store")
 
 
 # --- column codecs shared by the SQL backends ---------------------------------------------

@@ -281,7 +281,7 @@ def push_paths() -> dict[str, Json]:
     callback = json_response("The callback", "Callback")
     subscription = json_response("The subscription", "Subscription")
     replay = json_response("The replay", "Replay")
-    paging = (query("state", "pending, succeeded or dead"),
+    paging = (query("state", "pending, queued, succeeded or dead"),
               query("before", "Only ids below this (next_before of the last page)", "int"),
               query("limit", "1 to 1000, default 100", "int"))
     updated = ("Fields left out stay as they are. Setting status ACTIVE re-enables a "

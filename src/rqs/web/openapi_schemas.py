@@ -197,7 +197,8 @@ MAPP_COUNT = {"application/json": {"schema": ref("Count"), "example": 123},
 
 # --- push delivery: Responsys shapes and native shapes -------------------------------------
 
-_BATCH = {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE}
+_BATCH = {"type": "integer", "minimum": 1, "maximum": MAX_BATCH_SIZE,
+          "description": f"Events per request; default {MAX_BATCH_SIZE}"}
 _FILTERS = "[#Filter]"
 
 PUSH: dict[str, Json] = {
@@ -262,7 +263,9 @@ PUSH: dict[str, Json] = {
     "Delivery": obj(
         id="int", webhook_id=("str", "webhook-id: the same on every retry"),
         subscription_id="int", replay_id="int?", first_index="int", last_index="int",
-        count="int", state=enum("pending", "succeeded", "dead"), attempts="int",
+        count="int", attempts="int",
+        state=enum("pending", "queued", "succeeded", "dead",
+                   desc="pending: the head of its lane, being sent; queued: opened behind it"),
         next_attempt_at="time?", last_status="int?", last_error="str?", created_at="time",
         updated_at="time", attempts_log=("[#Attempt]", "GET /v1/deliveries/{id} only")),
     "Deliveries": obj(deliveries="[#Delivery]", next_before=("int?", "Pass as before=")),

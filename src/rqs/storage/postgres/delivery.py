@@ -1,0 +1,378 @@
+"""The PostgreSQL delivery store: any number of workers, in any number of processes.
+
+Lanes are claimed with ``SELECT ... FOR UPDATE SKIP LOCKED`` inside a transaction that
+also writes the lease, so two workers never claim the same lane and never wait for each
+other. Every later write of a worker locks the lane's row and checks that the lease is
+still its own; a worker whose lease expired and was taken over changes nothing but the
+attempts log. Connections come from the event store's pool.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import psycopg
+
+from rqs.domain.delivery import (
+    Attempt,
+    Callback,
+    CallbackStatus,
+    Delivery,
+    DeliveryState,
+    Replay,
+    Subscription,
+)
+from rqs.errors import Conflict, NotFound
+from rqs.storage import delivery_rows as rows
+from rqs.storage.delivery_base import (
+    LIVE,
+    AttemptRecord,
+    Lane,
+    LaneKey,
+    LeaseLost,
+    NewDelivery,
+    Recorded,
+    encode_filters,
+)
+from rqs.storage.postgres import delivery_sql as q
+from rqs.storage.postgres.connection import Conn
+
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+class PostgresDeliveryStore:
+    def __init__(self, connections: Callable[[], Any]) -> None:
+        # ``connections()`` is the event store's pooled-connection context manager.
+        self._connections = connections
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[Conn]:
+        async with self._connections() as conn, conn.transaction():
+            yield conn
+
+    async def _run(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+        async with self._tx() as conn:
+            return await fn(conn, *args)
+
+    async def _one(self, sql: str, params: Any) -> Row | None:
+        async with self._connections() as conn:
+            found: Row | None = await (await conn.execute(sql, params)).fetchone()
+            return found
+
+    async def _all(self, sql: str, params: Any) -> list[Row]:
+        async with self._connections() as conn:
+            found: list[Row] = await (await conn.execute(sql, params)).fetchall()
+            return found
+
+    # --- callbacks -----------------------------------------------------------------
+
+    async def create_callback(self, callback: Callback) -> None:
+        try:
+            async with self._tx() as conn:
+                await conn.execute(q.INSERT_CALLBACK, rows.callback_row(callback))
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(f"callback {callback.name!r} exists") from None
+
+    async def get_callback(self, domain: str, name: str) -> Callback | None:
+        found = await self._one(q.GET_CALLBACK, (domain, name))
+        return rows.callback_of(found) if found else None
+
+    async def list_callbacks(self, domain: str) -> list[Callback]:
+        return [rows.callback_of(r) for r in await self._all(q.LIST_CALLBACKS, (domain,))]
+
+    async def update_callback(self, callback: Callback) -> None:
+        await self._run(_update_callback, callback)
+
+    async def delete_callback(self, domain: str, name: str) -> bool:
+        async def run(conn: Conn) -> bool:
+            if await (await conn.execute(q.CALLBACK_IN_USE, (domain, name))).fetchone():
+                raise Conflict(f"callback {name!r} has subscriptions; delete them first")
+            return (await conn.execute(q.DELETE_CALLBACK, (domain, name))).rowcount > 0
+
+        return await self._run(run)
+
+    # --- subscriptions ---------------------------------------------------------------
+
+    async def create_subscription(self, sub: Subscription) -> Subscription:
+        try:
+            async with self._tx() as conn:
+                cur = await conn.execute(q.INSERT_SUBSCRIPTION, rows.subscription_values(sub))
+                new_id = int((await cur.fetchone() or (0,))[0])
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(f"subscription {sub.name!r} exists") from None
+        return Subscription(sub.domain, sub.name, sub.callback, sub.event_types, sub.filters,
+                            sub.status, sub.status_reason, sub.position, new_id,
+                            sub.created_at, sub.updated_at)
+
+    async def get_subscription(self, domain: str, name: str) -> Subscription | None:
+        found = await self._one(q.GET_SUBSCRIPTION, (domain, name))
+        return rows.subscription_of(found) if found else None
+
+    async def list_subscriptions(
+        self, domain: str, callback: str | None = None
+    ) -> list[Subscription]:
+        if callback is None:
+            found = await self._all(q.LIST_SUBSCRIPTIONS, (domain,))
+        else:
+            found = await self._all(q.LIST_SUBSCRIPTIONS_OF, (domain, callback))
+        return [rows.subscription_of(r) for r in found]
+
+    async def update_subscription(self, sub: Subscription) -> None:
+        params = (sub.callback, json.dumps(list(sub.event_types)), encode_filters(sub.filters),
+                  sub.status.value, sub.status_reason, sub.updated_at, sub.domain, sub.name)
+        async with self._tx() as conn:
+            if (await conn.execute(q.UPDATE_SUBSCRIPTION, params)).rowcount == 0:
+                raise NotFound(f"no subscription {sub.name!r}")
+
+    async def delete_subscription(self, domain: str, name: str) -> bool:
+        async with self._tx() as conn:
+            found = await (await conn.execute(q.SUBSCRIPTION_ID, (domain, name))).fetchone()
+            if found is None:
+                return False
+            for sql in q.DELETE_SUBSCRIPTION_ALL:
+                await conn.execute(sql, {"id": found[0]})
+            return True
+
+    # --- the worker's side -----------------------------------------------------------
+
+    async def active_domains(self) -> list[str]:
+        return [r[0] for r in await self._all(q.ACTIVE_DOMAINS, None)]
+
+    async def claim(
+        self, owner: str, now: int, lease_until: int, newest: Mapping[str, int], limit: int
+    ) -> list[Lane]:
+        return await self._run(_claim, owner, now, lease_until, dict(newest), limit)
+
+    async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery:
+        async def run(conn: Conn) -> Delivery:
+            if not await _owns(conn, lane, owner):
+                raise LeaseLost(f"lane {lane} is no longer held by {owner}")
+            return await _insert_delivery(conn, new)
+
+        try:
+            return await self._run(run)
+        except psycopg.errors.UniqueViolation:
+            raise Conflict(f"lane {lane} has a pending batch already") from None
+
+    async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
+        return await self._run(_record, lane, owner, rec)
+
+    async def advance(
+        self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
+    ) -> bool:
+        async def run(conn: Conn) -> bool:
+            if not await _owns(conn, lane, owner):
+                return False
+            await _move_lane(conn, lane, position, None, lease_until, 0, now)
+            return True
+
+        return await self._run(run)
+
+    async def release(self, lane: LaneKey, owner: str) -> None:
+        async with self._connections() as conn:
+            if lane.replay_id:
+                await conn.execute(q.RELEASE_REPLAY, (lane.replay_id, owner))
+            else:
+                await conn.execute(q.RELEASE_SUBSCRIPTION, (lane.subscription_id, owner))
+
+    async def next_due(self) -> int | None:
+        found = await self._one(q.NEXT_DUE, None)
+        return int(found[0]) if found and found[0] is not None else None
+
+    # --- reading back ----------------------------------------------------------------
+
+    async def get_delivery(self, domain: str, delivery_id: int) -> Delivery | None:
+        found = await self._one(q.GET_DELIVERY, (domain, delivery_id))
+        return rows.delivery_of(found) if found else None
+
+    async def delivery_body(self, delivery_id: int) -> bytes | None:
+        found = await self._one(q.DELIVERY_BODY, (delivery_id,))
+        return bytes(found[0]) if found and found[0] is not None else None
+
+    async def list_deliveries(
+        self,
+        domain: str,
+        *,
+        subscription_id: int | None = None,
+        state: DeliveryState | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        where = ["domain = %s"]
+        params: list[Any] = [domain]
+        if subscription_id is not None:
+            where.append("subscription_id = %s")
+            params.append(subscription_id)
+        if state is not None:
+            where.append("state = %s")
+            params.append(state.value)
+        if before_id is not None:
+            where.append("id < %s")
+            params.append(before_id)
+        sql = (f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} "
+               "ORDER BY id DESC LIMIT %s")
+        return [rows.delivery_of(r) for r in await self._all(sql, (*params, limit))]
+
+    async def list_attempts(self, domain: str, delivery_id: int) -> list[Attempt]:
+        return [rows.attempt_of(r)
+                for r in await self._all(q.LIST_ATTEMPTS, (domain, delivery_id))]
+
+    # --- replays -----------------------------------------------------------------------
+
+    async def create_replay(self, replay: Replay) -> Replay:
+        r = replay
+        params = (r.domain, r.subscription_id, r.after_index, r.through_index, r.since, r.until,
+                  r.position, r.state.value, r.delivered, r.created_at, r.updated_at)
+        async with self._tx() as conn:
+            new_id = int((await (await conn.execute(q.INSERT_REPLAY, params)).fetchone()
+                          or (0,))[0])
+        return Replay(new_id, r.domain, r.subscription_id, r.after_index, r.through_index,
+                      r.since, r.until, r.position, r.state, r.delivered, r.created_at,
+                      r.updated_at)
+
+    async def get_replay(self, domain: str, replay_id: int) -> Replay | None:
+        found = await self._one(q.GET_REPLAY, (domain, replay_id))
+        return rows.replay_of(found) if found else None
+
+    async def list_replays(self, domain: str, subscription_id: int) -> list[Replay]:
+        return [rows.replay_of(r)
+                for r in await self._all(q.LIST_REPLAYS, (domain, subscription_id))]
+
+    async def cancel_replay(self, domain: str, replay_id: int, now: int) -> bool:
+        async with self._tx() as conn:
+            if (await conn.execute(q.CANCEL_REPLAY, (now, domain, replay_id))).rowcount == 0:
+                return False
+            await conn.execute(q.DROP_REPLAY_PENDING, (now, replay_id))
+            return True
+
+    # --- retention ---------------------------------------------------------------------
+
+    async def purge_delivery_log(self, cutoff: int, max_rows: int) -> int:
+        removed = 0
+        async with self._tx() as conn:
+            for sql in q.PURGE_LOG:
+                removed += (await conn.execute(sql, (cutoff, max_rows))).rowcount
+        return removed
+
+
+# --- transactions ----------------------------------------------------------------------
+
+
+async def _update_callback(conn: Conn, cb: Callback) -> None:
+    before = await (await conn.execute(q.LOCK_CALLBACK, (cb.domain, cb.name))).fetchone()
+    if before is None:
+        raise NotFound(f"no callback {cb.name!r}")
+    await conn.execute(q.UPDATE_CALLBACK, (*rows.callback_row(cb)[2:], cb.domain, cb.name))
+    if before[0] != CallbackStatus.ACTIVE and cb.status is CallbackStatus.ACTIVE:
+        # Re-enabled: pending batches start their schedule over, lanes may run at once.
+        for sql in q.REENABLE:
+            await conn.execute(sql, {"domain": cb.domain, "name": cb.name})
+
+
+async def _owns(conn: Conn, lane: LaneKey, owner: str) -> bool:
+    if lane.replay_id:
+        cur = await conn.execute(q.REPLAY_OWNER, (lane.replay_id,))
+    else:
+        cur = await conn.execute(q.SUBSCRIPTION_OWNER, (lane.subscription_id,))
+    found = await cur.fetchone()
+    return found is not None and found[0] == owner
+
+
+async def _insert_delivery(conn: Conn, n: NewDelivery) -> Delivery:
+    """Open a batch: the lane's head (pending) if it has none, else queued behind it."""
+    head = await (await conn.execute(q.HAS_PENDING, (n.subscription_id, n.replay_id))).fetchone()
+    state = DeliveryState.QUEUED if head else DeliveryState.PENDING
+    params = (n.msg_id, n.domain, n.subscription_id, n.replay_id, n.after_index, n.first_index,
+              n.last_index, n.advance_to, n.count, n.created_at, n.created_at, state.value)
+    new_id = int((await (await conn.execute(q.INSERT_DELIVERY, params)).fetchone() or (0,))[0])
+    return Delivery(new_id, n.msg_id, n.domain, n.subscription_id, n.after_index, n.first_index,
+                    n.last_index, n.advance_to, n.count, n.replay_id or None, state,
+                    created_at=n.created_at, updated_at=n.created_at)
+
+
+async def _move_lane(conn: Conn, lane: LaneKey, position: int | None, retry_at: int | None,
+                     lease_until: int | None, delivered: int, now: int) -> None:
+    params = {"position": position, "retry_at": retry_at, "lease_until": lease_until,
+              "clear": lease_until is None, "delivered": delivered, "now": now,
+              "id": lane.replay_id or lane.subscription_id}
+    await conn.execute(q.MOVE_REPLAY if lane.replay_id else q.MOVE_SUBSCRIPTION, params)
+
+
+async def _record(conn: Conn, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
+    d, a = rec.delivery, rec.attempt
+    await conn.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code,
+                                          a.latency_ms, a.error, a.outcome))
+    state = await (await conn.execute(q.LANE_STATE, (lane.subscription_id,))).fetchone()
+    if state is not None and lane.replay_id:
+        rep = await (await conn.execute(q.REPLAY_STATE, (lane.replay_id,))).fetchone()
+        state = None if rep is None else (state[0], state[1], rep[0], state[3] and rep[1])
+    if state is None or state[2] != owner:
+        # Deleted meanwhile, or another worker took the lane over: the attempt is logged,
+        # and nothing else changes (the new holder decides about the batch).
+        return Recorded(None, False)
+    domain, callback, _, active = state
+    await conn.execute(q.UPDATE_DELIVERY, {
+        "state": d.state.value, "attempts": d.attempts, "next_at": d.next_attempt_at,
+        "status": d.last_status, "error": d.last_error, "updated": d.updated_at,
+        "body": rec.body, "id": d.id})
+    if rec.failing == "start":
+        await conn.execute(q.CALLBACK_FAILING, (a.at, domain, callback))
+    elif rec.failing == "clear":
+        await conn.execute(q.CALLBACK_RECOVERED, (domain, callback))
+    if rec.disable_reason is not None:
+        await conn.execute(q.DISABLE_CALLBACK, (rec.disable_reason, a.at, domain, callback))
+        active = False
+    done = d.state is not DeliveryState.PENDING
+    if done:  # the next opened batch becomes the head
+        await conn.execute(q.PROMOTE_QUEUED, (lane.subscription_id, lane.replay_id))
+    await _move_lane(conn, lane, rec.position, rec.retry_at, rec.lease_until,
+                     d.count if done else 0, a.at)
+    if not active:
+        return Recorded(None, False)
+    nxt = await _insert_delivery(conn, rec.next) if rec.next is not None else None
+    return Recorded(nxt, True)
+
+
+async def _claim(conn: Conn, owner: str, now: int, lease_until: int,
+                 newest: dict[str, int], limit: int) -> list[Lane]:
+    lanes: list[Lane] = []
+    n_sub = len(rows.SUBSCRIPTION_COLUMNS.split(","))
+    for r in await (await conn.execute(q.CLAIMABLE_LIVE, {"now": now})).fetchall():
+        if len(lanes) >= limit:
+            break
+        sub, cb = rows.subscription_of(r[:n_sub]), rows.callback_of(r[n_sub:])
+        opened = await _open_batches(conn, sub.id, LIVE)
+        if not opened and sub.position >= newest.get(sub.domain, 0):
+            continue
+        await conn.execute(q.LEASE_SUBSCRIPTION, (owner, lease_until, sub.id))
+        lanes.append(_lane(sub, cb, None, opened, lease_until))
+    n_rep = len(rows.REPLAY_COLUMNS.split(","))
+    for r in await (await conn.execute(q.CLAIMABLE_REPLAYS, {"now": now})).fetchall():
+        if len(lanes) >= limit:
+            break
+        rep = rows.replay_of(r[:n_rep])
+        sub = rows.subscription_of(r[n_rep:n_rep + n_sub])
+        cb = rows.callback_of(r[n_rep + n_sub:])
+        opened = await _open_batches(conn, sub.id, rep.id)
+        if not opened and rep.position >= rep.through_index:
+            await conn.execute(q.FINISH_REPLAY, (now, rep.id))
+            continue
+        await conn.execute(q.LEASE_REPLAY, (owner, lease_until, rep.id))
+        lanes.append(_lane(sub, cb, rep, opened, lease_until))
+    return lanes
+
+
+async def _open_batches(conn: Conn, subscription_id: int, replay_id: int) -> list[Delivery]:
+    cur = await conn.execute(q.OPEN_DELIVERIES, (subscription_id, replay_id))
+    return [rows.delivery_of(r) for r in await cur.fetchall()]
+
+
+def _lane(sub: Subscription, cb: Callback, replay: Replay | None, opened: list[Delivery],
+          lease_until: int) -> Lane:
+    head = opened[0] if opened and opened[0].state is DeliveryState.PENDING else None
+    queued = tuple(opened[1:] if head else opened)
+    return Lane(sub, cb, replay, head, lease_until, queued)
