@@ -152,6 +152,25 @@ async def throughput(rx: Receiver, subs: int, n_events: int, batch: int, data: P
         await storage.close()
 
 
+async def raw_baseline(rx: Receiver, concurrency: int, requests: int) -> float:
+    """Plain aiohttp POSTs to the same receiver at the same concurrency: the ceiling."""
+    body = json.dumps(workload.events(1)).encode()
+    headers = {"content-type": "application/json"}
+    left = requests
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        async def one() -> None:
+            nonlocal left
+            while left > 0:
+                left -= 1
+                async with http.post(rx.url("raw"), data=body, headers=headers) as r:
+                    await r.read()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one() for _ in range(concurrency)))
+        return requests / (time.perf_counter() - t0)
+
+
 # --- latency: rqs serve, steady ingest over HTTP ---------------------------------------------
 
 
@@ -171,22 +190,31 @@ async def latency(rx: Receiver, rate: int, per_request: int, seconds: float,
             rx.reset()
             rng_events = workload.events(rate * int(seconds) + per_request)
             interval = per_request / rate
+            headers = {"content-type": "application/json"}
+
+            async def post(items: list[dict[str, object]]) -> None:
+                now = time.time()
+                body = json.dumps([{**e, "sentAt": now} for e in items]).encode()
+                async with http.post(server.url + "/v1/events", data=body,
+                                     headers=headers) as resp:
+                    assert resp.status == 200, await resp.text()
+
+            # A steady rate: each request starts on its own schedule, whatever the others do.
+            posts = []
             t0 = time.perf_counter()
             sent = 0
             while time.perf_counter() - t0 < seconds:
                 due = t0 + (sent // per_request) * interval
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
-                items = rng_events[sent:sent + per_request]
-                now = time.time()
-                body = json.dumps([{**e, "sentAt": now} for e in items]).encode()
-                async with http.post(server.url + "/v1/events", data=body,
-                                     headers={"content-type": "application/json"}) as resp:
-                    assert resp.status == 200, await resp.text()
+                posts.append(asyncio.create_task(post(rng_events[sent:sent + per_request])))
                 sent += per_request
+            await asyncio.gather(*posts)
             deadline = time.monotonic() + 10
             while rx.stats()["events"] != sent and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-        lat = [x * 1000 for x in rx.stats(latencies=True)["latencies"]]  # type: ignore[union-attr]
+        found = rx.stats(latencies=True)["latencies"]
+        assert isinstance(found, list)
+        lat = [float(x) * 1000 for x in found]
         assert len(lat) == sent, (len(lat), sent)
         return {"events": sent, "p50": percentile(lat, 50), "p99": percentile(lat, 99),
                 "max": max(lat), "rate": sent / seconds}
@@ -219,6 +247,10 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory() as tmp:
             if a.only in (None, "rps"):
+                raw = uvloop.run(raw_baseline(rx, a.subs, 20_000))
+                lines.append(f"| baseline: bare aiohttp POSTs, {a.subs} concurrent, same "
+                             f"receiver | {raw:,.0f} req/s | 20,000 requests | (ceiling) |")
+                print(lines[-1])
                 r = uvloop.run(throughput(rx, a.subs, a.events, 1, Path(tmp, "rps")))
                 lines.append(f"| callback requests/s, batchSize 1, {a.subs} subscriptions | "
                              f"{r['rps']:,.0f} req/s | {r['requests']:,} requests in "

@@ -168,3 +168,19 @@ def test_event_types_catalog(server: Server) -> None:
     assert len(responsys) == 26
     assert {"SMS_INBOUND", "PUSH_DISMISSED", "EMAIL_OPENED"} <= names
     assert "allMessages" in body["poll_groups"]
+
+
+def test_admin_keys_manage_only_their_own_domain(server: Server) -> None:
+    other_admin = server.client(server.new_key("admin", domain="brand-x"))
+    r = other_admin.post("/v1/keys", json={"name": "sneaky", "scope": "read", "domain": "default"})
+    assert r.status_code == 403
+    listed = other_admin.get("/v1/keys").json()["keys"]
+    assert {k["domain"] for k in listed} == {"brand-x"}
+    assert other_admin.delete(f"/v1/keys/{server.admin.key.id}").status_code == 404
+    assert server.client().get("/v1/stats").status_code == 200
+
+
+def test_empty_batch_is_a_clear_400(server: Server) -> None:
+    r = server.client().post("/v1/events", json=[])
+    assert r.status_code == 400
+    assert "empty" in r.json()["message"]

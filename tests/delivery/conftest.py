@@ -27,8 +27,8 @@ from rqs.service.delivery_options import options_from
 from rqs.settings import Settings
 from rqs.storage import open_storage
 from rqs.storage.base import Storage
-from tests.delivery.receiver import Receiver
 from rqs.web.app import create_app
+from tests.delivery.receiver import Receiver
 from tests.support import FakeClock, Server, bootstrap_admin, running_server
 
 SCHEDULE = (1, 2, 5)

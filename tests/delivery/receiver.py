@@ -101,7 +101,7 @@ class Receiver:
 
     def wait_for(self, predicate: Any, timeout: float = 10.0) -> bool:
         with self.arrived:
-            return self.arrived.wait_for(predicate, timeout)
+            return bool(self.arrived.wait_for(predicate, timeout))
 
     # --- the server ----------------------------------------------------------------------
 

@@ -98,7 +98,7 @@ async def test_a_crashed_workers_lane_is_taken_over_after_its_lease(env: Env) ->
     env.subscribe("sub", "cb")
     env.ingest(3)
     hanging = Hanging()
-    crashed = env.worker(sender=hanging)  # type: ignore[arg-type]
+    crashed = env.worker(sender=hanging)
     task = asyncio.create_task(crashed.run_once(env.clock.now))
     await asyncio.wait_for(hanging.started.wait(), 10)
     task.cancel()

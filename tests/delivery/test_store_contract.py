@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def store(storage: Storage) -> DeliveryStore:
     return delivery_store_for(storage)
 
 
-def callback(name: str = "cb", **kw: object) -> d.Callback:
+def callback(name: str = "cb", **kw: Any) -> d.Callback:
     return replace(d.Callback("dom", name, "https://example.com/hook", 10,
                               secrets=(d.Secret(d.generate_secret()),), created_at=T0,
                               updated_at=T0), **kw)

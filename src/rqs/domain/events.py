@@ -326,14 +326,12 @@ def parse_batch(
 ) -> list[NewEvent]:
     """Parse a whole ingest body; raise with every problem if any item is invalid."""
     raws = split_body(body, content_type)
+    if not raws:
+        raise InvalidRequest("the batch is empty: send at least one event")
     if len(raws) > max_items:
         raise PayloadTooLarge(f"the batch has {len(raws)} items; the limit is {max_items}")
     if body.lstrip()[:1] == b"[" and (fast := _fast_responsys(body, raws)) is not None:
         return fast
-    if len(raws) > max_items:
-        raise PayloadTooLarge(f"the batch has {len(raws)} items; the limit is {max_items}")
-    if not raws:
-        raise InvalidRequest("the batch is empty")
     problems: list[Problem] = []
     events: list[NewEvent] = []
     for position, raw in enumerate(raws):

@@ -76,6 +76,8 @@ class DeliveryWorker:
         self.owner = owner or "w-" + secrets.token_hex(6)
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0  # bumped by every wake-up; lingering lanes wait for a change
+        self._events: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[RunStats]] = set()
         self.totals = RunStats()
 
@@ -112,10 +114,11 @@ class DeliveryWorker:
 
     # --- one lane --------------------------------------------------------------------------
 
-    async def _run_lane(self, lane: Lane, newest: int, now: Micros) -> RunStats:
+    async def _run_lane(self, lane: Lane, newest: int, now: Micros,
+                        linger: float = 0.0) -> RunStats:
         stats = RunStats()
         try:
-            await LaneRun(self, lane, newest, now, stats).run()
+            await LaneRun(self, lane, newest, now, stats, linger).run()
         except LeaseLost:
             log.info("lane %s was taken over by another worker", lane.key)
         except Exception:
@@ -135,9 +138,29 @@ class DeliveryWorker:
         except RuntimeError:
             running = None
         if running is loop:
-            event.set()
+            self._signal()
         else:
-            loop.call_soon_threadsafe(event.set)
+            loop.call_soon_threadsafe(self._signal)
+
+    def _signal(self) -> None:
+        self.generation += 1
+        if self._wake is not None:
+            self._wake.set()
+        if self._events is not None:
+            events, self._events = self._events, asyncio.Event()
+            events.set()
+
+    async def wait_for_events(self, seen: int, timeout: float) -> bool:
+        """True once a wake-up happened after ``seen`` (a ``generation``), False on timeout."""
+        if self.generation != seen:
+            return True
+        if self._events is None:
+            self._events = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._events.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def run_forever(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -177,7 +200,8 @@ class DeliveryWorker:
         lanes, newest = await self._claim(self._micros(), room)
         for lane in lanes:
             task = asyncio.create_task(self._run_lane(
-                lane, newest.get(lane.subscription.domain, 0), self._micros))
+                lane, newest.get(lane.subscription.domain, 0), self._micros,
+                self.options.linger))
             self._tasks.add(task)
             task.add_done_callback(self._lane_done)
 

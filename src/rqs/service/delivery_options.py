@@ -32,6 +32,7 @@ class DeliveryOptions:
     # an answer must never be taken over (Svix warns about exactly that).
     lease_seconds: float = 120.0
     poll_interval: float = 1.0
+    linger: float = 2.0  # an idle lane stays held this long in the background loop
     max_lanes: int = 1000  # lanes one worker runs at once
     prefetch_batches: int = 8  # a lane reads this many batches' worth of events per scan
     batches_per_claim: int = 10_000  # then the lane is released so others get a turn

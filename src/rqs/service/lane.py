@@ -61,7 +61,7 @@ class Opened:
 
 class LaneRun:
     def __init__(self, worker: DeliveryWorker, lane: Lane, newest: int, now: Micros,
-                 stats: RunStats) -> None:
+                 stats: RunStats, linger: float = 0.0) -> None:
         self.w = worker
         self.lane = lane
         self.key = lane.key
@@ -75,10 +75,23 @@ class LaneRun:
         self.behind_body: bytes | None = None  # the body of the batch that write opens
         self.active = True
         self.lease_us = int(worker.options.lease_seconds * 1_000_000)
+        # Idle lanes stay held this long, woken by ingest: a new event then needs no claim.
+        self.linger = linger
+        self.seen = worker.generation
+        # Per lane run, not per request: a secret expiring meanwhile only signs a bit longer.
+        self.auth = basic_auth(lane.callback)
+        self.secrets = lane.callback.signing_secrets(now())
 
     async def run(self) -> None:
         try:
             await self._run()
+        except asyncio.CancelledError:
+            # Shutting down: hand the lane back now rather than at the end of its lease, so
+            # a restarted server (or another worker) carries on at once.
+            if self.behind is not None:
+                await asyncio.gather(self.behind, return_exceptions=True)
+            await asyncio.shield(self.w.store.release(self.key, self.w.owner))
+            raise
         finally:
             if self.behind is not None:  # never leave a write unobserved
                 await asyncio.gather(self.behind, return_exceptions=True)
@@ -90,6 +103,8 @@ class LaneRun:
             if not self.active:
                 break
             if not self.opened:
+                if self.linger and await self._linger():
+                    continue
                 idle = self.batcher.idle_position
                 if idle > self.lane.position:
                     await store.advance(self.key, owner, idle, None, self.now())
@@ -125,6 +140,7 @@ class LaneRun:
         """Open batches until LOOKAHEAD are open (only when no write is behind)."""
         if self.behind is not None and not self.opened:
             await self._absorb()
+        self.seen = self.w.generation  # ingest after this point wakes a lingering lane
         while self.active and self.behind is None and len(self.opened) < LOOKAHEAD:
             batch = await self.batcher.take()
             if batch is None:
@@ -148,21 +164,28 @@ class LaneRun:
     async def _done_behind(self, head: Opened, decision: d.Decision, result: SendResult,
                            at: int) -> bool:
         """Write the head's outcome behind; False when the lane has nothing more."""
+        self.seen = self.w.generation
         nxt = await self.batcher.take()
-        rec = self._record(head, decision, result, at)
-        more = nxt is not None or bool(self.opened)
-        if more:
-            rec = replace(rec, lease_until=at + self.lease_us)
-        else:  # nothing left: the lane moves past what it looked at, and is released
-            rec = replace(rec, position=max(head.delivery.advance_to,
-                                            self.batcher.idle_position))
-        if nxt is not None:
-            rec = replace(rec, next=self._new(nxt, at))
+        keep = nxt is not None or bool(self.opened)
+        position = head.delivery.advance_to
+        if not keep:  # nothing left: the lane moves past what it looked at
+            position = max(position, self.batcher.idle_position)
+            keep = self.linger > 0  # and is released, unless it lingers
+        rec = self._record(head, decision, result, at, position=position,
+                           lease_until=at + self.lease_us if keep else None,
+                           next=self._new(nxt, at) if nxt is not None else None)
         self.behind = asyncio.create_task(self.w.store.record(self.key, self.w.owner, rec))
         self.behind_body = nxt.body if nxt is not None else None
-        if not more:
+        if not keep:
             await self._absorb()
-        return more
+        return keep
+
+    async def _linger(self) -> bool:
+        """Wait (holding the lane) for ingest to signal new events; False on timeout."""
+        await self._absorb()
+        if not self.active:
+            return False
+        return await self.w.wait_for_events(self.seen, self.linger)
 
     # --- one batch -------------------------------------------------------------------
 
@@ -189,7 +212,7 @@ class LaneRun:
         number = batch.attempts + 1
         url = cb.url_for_attempt(number)
         wall = w.wall()
-        headers = webhook_headers(cb, batch.msg_id, body, self.now(), int(wall))
+        headers = self._headers(batch.msg_id, body, int(wall))
         result = await w.sender.send(url, body, headers)
         at = self.now()
         outcome = d.classify(result.status)
@@ -207,8 +230,17 @@ class LaneRun:
                                                 f"{format_time(at)}")
         return decision, result, at
 
-    def _record(self, head: Opened, decision: d.Decision, result: SendResult,
-                at: int) -> AttemptRecord:
+    def _headers(self, msg_id: str, body: bytes, timestamp: int) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "webhook-id": msg_id,
+                   "webhook-timestamp": str(timestamp),
+                   "webhook-signature": d.sign(self.secrets, msg_id, timestamp, body)}
+        if self.auth is not None:
+            headers["Authorization"] = self.auth
+        return headers
+
+    def _record(self, head: Opened, decision: d.Decision, result: SendResult, at: int, *,
+                position: int | None = None, lease_until: int | None = None,
+                next: NewDelivery | None = None) -> AttemptRecord:
         batch, action = head.delivery, decision.action
         number = batch.attempts + 1
         state = {d.Action.SUCCEEDED: d.DeliveryState.SUCCEEDED,
@@ -217,18 +249,23 @@ class LaneRun:
         error = result.error
         if action is d.Action.DEAD and decision.reason:
             error = f"{decision.reason}; last: {result.error}"
-        delivery = replace(batch, state=state, attempts=number, next_attempt_at=retry_at,
-                           last_status=result.status, last_error=error, updated_at=at)
+        delivery = d.Delivery(  # not dataclasses.replace: this runs for every request
+            batch.id, batch.msg_id, batch.domain, batch.subscription_id, batch.after_index,
+            batch.first_index, batch.last_index, batch.advance_to, batch.count,
+            batch.replay_id, state, number, retry_at, result.status, error,
+            batch.created_at, at)
         attempt = d.Attempt(batch.id, at, self.lane.callback.url_for_attempt(number),
                             result.status, round(result.latency_ms, 3), result.error,
                             action.value)
         keep_body = action is not d.Action.SUCCEEDED and not head.kept
         outcome = d.classify(result.status)
+        done = state is not d.DeliveryState.PENDING
         return AttemptRecord(
             delivery=delivery, attempt=attempt, body=head.body if keep_body else None,
-            position=batch.advance_to if state is not d.DeliveryState.PENDING else None,
+            position=(position or batch.advance_to) if done else None,
             retry_at=retry_at,
             failing="clear" if action is d.Action.SUCCEEDED else
             "start" if outcome is d.Outcome.RETRY else None,
             disable_reason=decision.reason if action is d.Action.DISABLE else None,
+            lease_until=lease_until, next=next,
         )

@@ -137,11 +137,11 @@ class ResponseQueue:
             bounds = await self.storage.bounds(who.domain)
             start = lease.state.position
             skipped = 0
-            if start < bounds.purged_through:
+            if 0 < start < bounds.purged_through:
                 skipped = bounds.purged_through - start
                 log.warning("cursor %s of key %s fell behind retention by %d events",
                             cursor, who.key_id, skipped)
-                start = bounds.purged_through
+            start = max(start, bounds.purged_through)  # a new cursor starts at the oldest
             query = EventQuery(after=start, through=bounds.newest, selector=selector,
                                limit=checked)
             yield CursorPoll(lease, query, bounds, skipped)

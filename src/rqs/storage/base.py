@@ -27,8 +27,9 @@ from rqs.domain.selectors import EVERYTHING, Selector
 R = TypeVar("R")
 
 # Events to append, or a function that produces them. A backend calls the function where it
-# writes (SQLite: on its writer thread), so CPU-bound parsing runs on the same thread as the
-# inserts instead of fighting them for the GIL.
+# writes (SQLite: in its writer process, so the function must pickle: a module-level function
+# or a functools.partial of one), so CPU-bound parsing runs beside the inserts instead of
+# fighting the HTTP thread for the GIL.
 EventSource = Sequence[NewEvent] | Callable[[], Sequence[NewEvent]]
 
 

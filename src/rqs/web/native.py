@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from rqs.domain import catalog, selectors
 from rqs.domain.events import StoredEvent
-from rqs.errors import InvalidRequest, NotFound, PayloadTooLarge, RqsError
+from rqs.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, RqsError
 from rqs.service import keys
 from rqs.service.keys import Principal
 from rqs.service.queue import ResponseQueue
@@ -219,7 +219,11 @@ async def create_key(request: Request) -> Response:
     caller = await who(request)
     caller.require("admin")
     body = _decode(await read_body(request, 1 << 16), KeyIn)
-    new = await keys.create_key(q.storage, body.name, body.scope, body.domain or caller.domain)
+    if body.domain not in (None, caller.domain):
+        # An admin key administers its own domain; other domains' keys come from the CLI.
+        raise PermissionDenied(f"this key belongs to domain {caller.domain!r}; it cannot "
+                               f"create keys for {body.domain!r}")
+    new = await keys.create_key(q.storage, body.name, body.scope, caller.domain)
     return json_response(new.as_json(), status=201)
 
 
@@ -230,7 +234,8 @@ async def list_keys(request: Request) -> Response:
     caller.require("admin")
     return json_response({"keys": [
         {"id": k.id, "name": k.name, "scope": k.scope, "domain": k.domain,
-         "revoked": k.revoked_at is not None} for k in await q.storage.list_keys()
+         "revoked": k.revoked_at is not None}
+        for k in await q.storage.list_keys() if k.domain == caller.domain
     ]})
 
 
@@ -239,8 +244,11 @@ async def revoke_key(request: Request) -> Response:
     q = queue_of(request)
     caller = await who(request)
     caller.require("admin")
-    if not await q.storage.revoke_key(request.path_params["key_id"], int(q.clock() * 1e6)):
-        raise NotFound(f"no active key {request.path_params['key_id']!r}")
+    key_id = request.path_params["key_id"]
+    key = await q.storage.get_key(key_id)
+    if key is None or key.domain != caller.domain or not await q.storage.revoke_key(
+            key_id, int(q.clock() * 1e6)):
+        raise NotFound(f"no active key {key_id!r} in domain {caller.domain!r}")
     return Response(status_code=204)
 
 

@@ -1,6 +1,6 @@
 """SQLite storage: the embedded default.
 
-Writes go through one writer thread (group commit, see ``writer``); reads run on a small
+Writes go through one writer process (group commit, see ``writer``); reads run on a small
 thread pool, each thread with its own connection. WAL mode lets reads proceed while the
 writer commits, and readers only ever see whole commits, so the index they see is gapless.
 """
