@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from rqs.adapters.webhook_sender import SendResult
 from rqs.service.delivery import DeliveryWorker
 from rqs.service.delivery_options import options_from
+from rqs.storage.delivery_base import DeliveryStore, LaneKey, delivery_store_for
 from tests.delivery.conftest import BACKENDS, Env, NoJitter, delivery_settings
 from tests.delivery.receiver import Reply
 
@@ -92,13 +95,26 @@ class Hanging:
         pass
 
 
+class Dies:
+    """The store as a worker that dies sees it: nothing it would write on the way out lands."""
+
+    def __init__(self, store: DeliveryStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def release(self, lane: LaneKey, owner: str) -> None:
+        pass
+
+
 @pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_a_crashed_workers_lane_is_taken_over_after_its_lease(env: Env) -> None:
     env.callback("cb", batch_size=1)
     env.subscribe("sub", "cb")
     env.ingest(3)
     hanging = Hanging()
-    crashed = env.worker(sender=hanging)
+    crashed = env.worker(sender=hanging, store=Dies(delivery_store_for(env.storage)))
     task = asyncio.create_task(crashed.run_once(env.clock.now))
     await asyncio.wait_for(hanging.started.wait(), 10)
     task.cancel()
@@ -111,6 +127,21 @@ async def test_a_crashed_workers_lane_is_taken_over_after_its_lease(env: Env) ->
     opened = env.get("/v1/subscriptions/sub/deliveries")["deliveries"]
     assert [x["state"] for x in opened] == ["succeeded"] * 3
     assert [x["first_index"] for x in opened] == [3, 2, 1]
+
+
+async def test_a_worker_shutting_down_hands_its_lanes_back_at_once(env: Env) -> None:
+    env.callback("cb", batch_size=1)
+    env.subscribe("sub", "cb")
+    env.ingest(2)
+    hanging = Hanging()
+    stopping = env.worker(sender=hanging)
+    task = asyncio.create_task(stopping.run_once(env.clock.now))
+    await asyncio.wait_for(hanging.started.wait(), 10)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert (await env.worker().run_once(env.clock.now)).succeeded == 2  # no lease to wait out
+    assert env.receiver.ok("cb")[0].msg_id == hanging.msg_ids[0]
 
 
 @pytest.mark.parametrize("settings", [{"retry_schedule": (1, 2, 5, 10),

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from rqs import __version__
 from rqs.cli.common import load_settings, store_options, with_storage
+from rqs.errors import RqsError
 from rqs.service import keys as key_service
 from rqs.service.queue import ResponseQueue
+from rqs.storage import open_storage
 from rqs.storage.base import Storage
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -142,7 +148,7 @@ def db() -> None:
 def db_upgrade(data_dir: Path | None, database_url: str | None) -> None:
     """Apply pending schema migrations."""
     settings = load_settings(data_dir=data_dir, database_url=database_url)
-    applied = with_storage(settings, lambda s: s.upgrade())
+    applied = _run(open_storage(settings).upgrade())
     click.echo("applied: " + ", ".join(applied) if applied else "schema is up to date")
 
 
@@ -150,20 +156,19 @@ def db_upgrade(data_dir: Path | None, database_url: str | None) -> None:
 @store_options
 def db_check(data_dir: Path | None, database_url: str | None) -> None:
     """Exit 1 if migrations are pending."""
-    from rqs.storage import open_storage
-
     settings = load_settings(data_dir=data_dir, database_url=database_url)
-
-    async def pending() -> list[str]:
-        return await open_storage(settings).pending_migrations()
-
-    import asyncio
-
-    missing = asyncio.run(pending())
+    missing = _run(open_storage(settings).pending_migrations())
     if missing:
         click.echo("pending: " + ", ".join(missing))
         sys.exit(1)
     click.echo("schema is up to date")
+
+
+def _run(work: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(work)
+    except RqsError as exc:
+        raise click.ClickException(exc.message) from None
 
 
 @cli.command()
