@@ -188,7 +188,8 @@ async def latency(rx: Receiver, rate: int, per_request: int, seconds: float,
                 "name": "s", "callback": "cb", "event_types": list(workload.TYPES)})
             assert r.status == 201, await r.text()
             rx.reset()
-            rng_events = workload.events(rate * int(seconds) + per_request)
+            total = int(rate * seconds) // per_request * per_request
+            rng_events = workload.events(total)
             interval = per_request / rate
             headers = {"content-type": "application/json"}
 
@@ -203,7 +204,7 @@ async def latency(rx: Receiver, rate: int, per_request: int, seconds: float,
             posts = []
             t0 = time.perf_counter()
             sent = 0
-            while time.perf_counter() - t0 < seconds:
+            while sent < total:
                 due = t0 + (sent // per_request) * interval
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 posts.append(asyncio.create_task(post(rng_events[sent:sent + per_request])))

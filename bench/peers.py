@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -161,13 +163,15 @@ async def rqs_ops(rqs: Rqs, plan: Plan, res: Result, pids: Pids) -> None:
         rqs.mapp_by_range(plan, since, until), pids)
 
 
-def run_rqs(res: Result, plan: Plan, database: bool) -> None:
+def run_rqs(res: Result, plan: Plan, database: bool, workers: int = 1) -> None:
     with tempfile.TemporaryDirectory(prefix="rqs-peers-") as tmp:
         db = f"rqs_bench_peers_{uuid.uuid4().hex[:8]}"
         extra: list[str] = []
         if database:
             psql(f"CREATE DATABASE {db}")
             extra = [f"--database-url={PG}{db}"]
+        if workers > 1:
+            extra += ["--workers", str(workers)]
         try:
             server = start_server(Path(tmp) / "data", *extra)
             try:
@@ -182,8 +186,8 @@ def run_rqs(res: Result, plan: Plan, database: bool) -> None:
                 if database:
                     backends = pg_backend_pids(db)
                     pg_kb = sum(rss_kb(p, "VmHWM") for p in backends)
-                    res.mem_note = (f"rqs processes only; its {len(backends)} PostgreSQL "
-                                    f"backends peaked at {pg_kb / 1024:,.0f} MiB summed (shared "
+                    res.mem_note = (f"rqs processes only (all workers); its {len(backends)} "
+                                    f"PostgreSQL backends peaked at {pg_kb / 1024:,.0f} MiB summed (shared "
                                     f"buffers counted in each)")
                 else:
                     res.mem_note = "HTTP process + SQLite writer process"
@@ -341,14 +345,18 @@ def ratio_cell(res: Result, op: str, peers: list[Result]) -> str:
     if mine is None or not res.key.startswith("rqs"):
         return ""
     cells = []
+    shown: set[str] = set()
     for label, group in (("best peer", peers), ("best durable peer",
                                                 [p for p in peers if p.durable])):
         rated = [(p.ops[op].rate, p) for p in group if op in p.ops]
         if not rated:
             continue
         best_rate, best = max(rated, key=lambda x: x[0])
+        if best.key in shown:
+            continue
+        shown.add(best.key)
         p99 = percentile(best.ops[op].lat, 99)
-        cells.append(f"{mine.rate / best_rate:.2f}x {label} ({best.name}); p99 "
+        cells.append(f"**{mine.rate / best_rate:.2f}x** {label} ({best.name}); p99 "
                      f"{percentile(mine.lat, 99) / p99:.2f}x")
     return "<br>".join(cells)
 
@@ -437,13 +445,25 @@ def main() -> None:
     ap.add_argument("--page", type=int, default=10_000, help="events per read batch")
     ap.add_argument("--type-read", type=int, default=100_000)
     ap.add_argument("--only", default="", help="comma-separated: rqs-sqlite, rqs-postgres, "
-                    "nats, nats-always, nats-new-default, redis, redis-always")
+                    "rqs-postgres-2w, nats, nats-always, nats-new-default, redis, redis-always")
     ap.add_argument("--nats-url", default="nats://127.0.0.1:4222")
     ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--nats-bin", default=os.environ.get("BENCH_NATS_BIN", ""),
                     help="a nats-server (2.10+) for the sync_interval: always run")
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--save", default=str(Path(tempfile.gettempdir()) / "rqs-bench-peers.json"),
+                    help="where to keep the raw results (default: %(default)s)")
+    ap.add_argument("--merge", action="store_true",
+                    help="with --only: replace those stores' results in --save, keep the rest")
+    ap.add_argument("--report-only", action="store_true",
+                    help="rewrite the table and the doc from --save without running anything")
     args = ap.parse_args()
+    if args.report_only:
+        saved = json.loads(Path(args.save).read_text())
+        for k in ("events", "batch", "clients", "page"):
+            setattr(args, k, saved["args"][k])
+        finish(args, [load_result(r) for r in saved["results"]], saved["load"])
+        return
 
     t_prep = time.perf_counter()
     plan = build_plan(args.events, args.batch, args.clients, args.page, args.type_read)
@@ -467,6 +487,9 @@ def main() -> None:
         ("rqs-postgres", "rqs PostgreSQL", True,
          f"commits before the 2xx: PostgreSQL {psql('SHOW server_version')}, {pg_settings()}",
          lambda r: run_rqs(r, plan, database=True)),
+        ("rqs-postgres-2w", "rqs PostgreSQL, --workers 2", True,
+         "as rqs PostgreSQL, two server processes (`rqs serve --workers 2`)",
+         lambda r: run_rqs(r, plan, database=True, workers=2)),
         ("nats", f"NATS JetStream {sys_nats_version}", False,
          f"file storage; acknowledged once written to the OS, fsynced in the background "
          f"(nats-server's default sync interval, 2 minutes in current sources); this "
@@ -507,6 +530,7 @@ def main() -> None:
             fn(res)
         except Exception as exc:  # report and go on with the others
             res.error = f"{type(exc).__name__}: {exc}"[:500]
+            traceback.print_exc()
             print(f"    FAILED: {res.error}", flush=True)
         res.load = os.getloadavg()
         for op, o in res.ops.items():
@@ -522,22 +546,46 @@ def main() -> None:
                               f"{nats_bin or 'none'}); pass --nats-bin",
                               error="not run"))
 
+    load = list(os.getloadavg())
+    if args.merge and Path(args.save).exists():
+        saved = json.loads(Path(args.save).read_text())
+        mine = {r.key: r for r in results}
+        old = [load_result(r) for r in saved["results"]]
+        order = [k for k, *_ in specs]
+        merged = {r.key: r for r in old} | mine
+        results = sorted(merged.values(),
+                         key=lambda r: order.index(r.key) if r.key in order else len(order))
+        load = saved["load"] if not mine else load
+    Path(args.save).write_text(json.dumps({
+        "args": {k: getattr(args, k) for k in ("events", "batch", "clients", "page")},
+        "results": [dataclasses.asdict(r) for r in results], "load": load}))
+    finish(args, results, load)
+
+
+def load_result(d: dict[str, Any]) -> Result:
+    d["ops"] = {k: Op(**v) for k, v in d["ops"].items()}
+    d["extra"] = {k: Op(**v) for k, v in d["extra"].items()}
+    d["load"] = tuple(d["load"])
+    return Result(**d)
+
+
+def finish(args: argparse.Namespace, results: list[Result], load: list[float]) -> None:
     report = (f"{table(results)}\n\n**Durability**\n\n{durability_table(results)}\n\n"
               f"**Notes**\n\n{extras(results)}")
     print(report)
     if not args.no_docs:
-        write_section("peers", doc_text(args, report))
+        write_section("peers", doc_text(args, report, load))
 
 
-def doc_text(args: argparse.Namespace, report: str) -> str:
-    path = Path(__file__).with_name("peers_doc.md")
-    intro = path.read_text() if path.exists() else ""
+def doc_text(args: argparse.Namespace, report: str, load: list[float]) -> str:
+    from bench.peers_text import METHOD
+
     return (f"## Peers: rqs against NATS JetStream and Redis Streams\n\n"
             f"Run `python -m bench.peers --events {args.events}` on {machine()}; "
             f"{args.events:,} events, batches of {args.batch:,}, {args.clients} clients, reads "
             f"in batches of {args.page:,}. Load average at the end: "
-            f"{' / '.join(f'{x:.2f}' for x in os.getloadavg())} (the machine is shared).\n\n"
-            f"{report}\n\n{intro}")
+            f"{' / '.join(f'{x:.2f}' for x in load)} (1/5/15 min; the machine is shared "
+            f"with other engineers' test runs).\n\n{report}\n\n{METHOD}")
 
 
 if __name__ == "__main__":

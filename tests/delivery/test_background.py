@@ -24,3 +24,20 @@ def test_ingest_wakes_the_loop_in_serve(tmp_path: Path, receiver: Receiver) -> N
             latencies.append(time.monotonic() - started)
         assert receiver.riids("cb") == [str(i) for i in range(1, 51)]
         assert max(latencies) < 1.0, latencies
+
+
+def test_pausing_stops_a_lingering_lane_at_once(tmp_path: Path, receiver: Receiver) -> None:
+    settings = delivery_settings(tmp_path, extra={"delivery_poll_interval": "30"})
+    with live_server(settings) as server:
+        env = Env(server, receiver, server.client())
+        env.callback("cb")
+        env.subscribe("sub", "cb")
+        env.ingest(1)
+        assert receiver.wait_for(lambda: len(receiver.riids("cb")) == 1, 5)
+        # The lane now lingers, held, waiting for events; pausing must still hold it back.
+        assert env.api.put("/v1/subscriptions/sub", json={"status": "PAUSED"}).status_code == 200
+        env.ingest(2)
+        assert not receiver.wait_for(lambda: len(receiver.riids("cb")) > 1, 0.5)
+        assert env.api.put("/v1/subscriptions/sub", json={"status": "ACTIVE"}).status_code == 200
+        assert receiver.wait_for(lambda: len(receiver.riids("cb")) == 3, 5)
+        assert receiver.riids("cb") == ["1", "2", "3"]

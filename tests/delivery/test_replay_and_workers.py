@@ -40,19 +40,19 @@ async def test_replay_by_index_resends_the_range_as_new_messages(env: Env) -> No
 
 @pytest.mark.parametrize("settings", BACKENDS, indirect=True)
 async def test_replay_by_time_range_covers_the_whole_range(env: Env) -> None:
-    env.callback("cb", batch_size=1)
+    env.callback("cb", batch_size=20)
     env.subscribe("sub", "cb", start="oldest")
     env.ingest(2)
-    middle = env.ingest(300)  # more than one prefetch: the replay is a job, not a page
+    middle = env.ingest(600)  # more than one scan (512): the replay is a job, not a page
     env.ingest(2)
-    received = [env.get(f"/v1/events/{i}")["received_at"] for i in (2, 3, 302, 303)]
+    received = [env.get(f"/v1/events/{i}")["received_at"] for i in (2, 3, 602, 603)]
     assert received[0] < received[1] and received[2] < received[3], received
     await env.deliver()
     r = env.api.post("/v1/subscriptions/sub/replays",
                      json={"since": received[1], "until": received[3]})
     assert r.status_code == 202, r.text
     await env.deliver()
-    assert env.receiver.riids("cb")[304:] == middle
+    assert env.receiver.riids("cb")[604:] == middle
 
 
 async def test_replay_before_retention_is_gone(env: Env) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +15,7 @@ from rqs.storage.delivery_base import (
     AttemptRecord,
     DeliveryStore,
     LaneKey,
+    LaneStopped,
     LeaseLost,
     NewDelivery,
     delivery_store_for,
@@ -189,7 +191,11 @@ async def test_disable_and_reenable(store: DeliveryStore, storage: Storage) -> N
 
 async def test_paused_lanes_are_not_claimed(store: DeliveryStore, storage: Storage) -> None:
     sub = await setup(store, storage)
+    await store.claim("a", T0, T0 + S, {"dom": 5}, 10)
     await store.update_subscription(replace(sub, status=d.SubscriptionStatus.PAUSED))
+    with pytest.raises(LaneStopped):  # a held lane opens nothing once paused
+        await store.open_delivery(LaneKey(sub.id), "a", new(sub, 0, 2))
+    await store.release(LaneKey(sub.id), "a")
     assert await store.claim("a", T0, T0 + S, {"dom": 5}, 10) == []
     await store.update_subscription(replace(sub, status=d.SubscriptionStatus.ACTIVE))
     assert len(await store.claim("a", T0, T0 + S, {"dom": 5}, 10)) == 1
@@ -235,3 +241,24 @@ async def test_purge_removes_old_attempts_and_finished_batches(store: DeliverySt
     assert await store.purge_delivery_log(T0, 100) == 0
     assert await store.purge_delivery_log(T0 + 1, 100) == 2
     assert await store.get_delivery("dom", x.id) is None
+
+
+async def test_records_of_one_lane_apply_in_call_order(store: DeliveryStore,
+                                                       storage: Storage) -> None:
+    # A worker writes outcomes behind: the next record may start before the last is in.
+    sub = await setup(store, storage, 8)
+    key = LaneKey(sub.id)
+    await store.claim("a", T0, T0 + 60 * S, {"dom": 8}, 10)
+    batches = [await store.open_delivery(key, "a", new(sub, i, i + 1)) for i in range(4)]
+    assert [b.state for b in batches] == [d.DeliveryState.PENDING] + [d.DeliveryState.QUEUED] * 3
+    lease = T0 + 60 * S
+    done_all = await asyncio.gather(*(
+        store.record(key, "a", done(b, d.DeliveryState.SUCCEEDED, lease_until=lease,
+                                    next=new(sub, 4 + i, 5 + i)))
+        for i, b in enumerate(batches)))
+    assert all(r.lane_active and r.next is not None for r in done_all)
+    got = await store.get_subscription("dom", "sub")
+    assert got is not None and got.position == 4
+    states = [x.state for x in await store.list_deliveries("dom", subscription_id=sub.id)]
+    assert states == [d.DeliveryState.QUEUED] * 3 + [d.DeliveryState.PENDING] + [
+        d.DeliveryState.SUCCEEDED] * 4

@@ -183,7 +183,8 @@ def purge(retention_days: float | None, data_dir: Path | None, database_url: str
 
 
 def main() -> None:
-    from rqs.cli import client_commands
+    from rqs.cli import client_commands, worker
 
     client_commands.register(cli)
+    worker.register(cli)
     cli()

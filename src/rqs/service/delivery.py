@@ -26,7 +26,13 @@ from rqs.errors import RqsError
 from rqs.service.delivery_options import DeliveryOptions
 from rqs.service.lane import LaneRun
 from rqs.storage.base import Storage
-from rqs.storage.delivery_base import DeliveryStore, Lane, LeaseLost, delivery_store_for
+from rqs.storage.delivery_base import (
+    DeliveryStore,
+    Lane,
+    LaneStopped,
+    LeaseLost,
+    delivery_store_for,
+)
 
 log = logging.getLogger("rqs.delivery")
 
@@ -121,6 +127,8 @@ class DeliveryWorker:
             await LaneRun(self, lane, newest, now, stats, linger).run()
         except LeaseLost:
             log.info("lane %s was taken over by another worker", lane.key)
+        except LaneStopped:  # paused, disabled or cancelled meanwhile
+            await self.store.release(lane.key, self.owner)
         except Exception:
             log.exception("delivery lane %s failed; it is retried after its lease", lane.key)
         self.totals.add(stats)

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from rqs.service.delivery import DeliveryWorker, RunStats
 
 Micros = Callable[[], int]
-LOOKAHEAD = 2  # batches opened at once: the head and the one after it
+MAX_BEHIND = 2  # outcomes written behind at once: the writer may lag two requests
+LOOKAHEAD = MAX_BEHIND + 1  # batches opened ahead: the head and one per write behind
 
 
 def basic_auth(cb: d.Callback) -> str | None:
@@ -71,8 +72,8 @@ class LaneRun:
         self.batcher = Batcher(worker.storage, lane, newest, worker.options.prefetch_batches)
         if self.opened:
             self.batcher.resume_after(self.opened[-1].delivery.advance_to)
-        self.behind: asyncio.Task[Recorded] | None = None  # a success written behind
-        self.behind_body: bytes | None = None  # the body of the batch that write opens
+        # Outcomes written behind, oldest first: (the write, the body of the batch it opens).
+        self.behind: deque[tuple[asyncio.Task[Recorded], bytes | None]] = deque()
         self.active = True
         self.lease_us = int(worker.options.lease_seconds * 1_000_000)
         # Idle lanes stay held this long, woken by ingest: a new event then needs no claim.
@@ -88,13 +89,11 @@ class LaneRun:
         except asyncio.CancelledError:
             # Shutting down: hand the lane back now rather than at the end of its lease, so
             # a restarted server (or another worker) carries on at once.
-            if self.behind is not None:
-                await asyncio.gather(self.behind, return_exceptions=True)
+            await asyncio.gather(*(t for t, _ in self.behind), return_exceptions=True)
             await asyncio.shield(self.w.store.release(self.key, self.w.owner))
             raise
-        finally:
-            if self.behind is not None:  # never leave a write unobserved
-                await asyncio.gather(self.behind, return_exceptions=True)
+        finally:  # never leave a write unobserved
+            await asyncio.gather(*(t for t, _ in self.behind), return_exceptions=True)
 
     async def _run(self) -> None:
         store, owner = self.w.store, self.w.owner
@@ -128,20 +127,22 @@ class LaneRun:
             else:
                 self.stats.failed += 1
             self.opened.popleft()
-            await self._absorb()
-            if not self.active:
-                break
             if not await self._done_behind(head, decision, result, at):
                 return  # nothing left; that write released the lane
+            # Send on at once unless the writer lags too far, or nothing is opened yet.
+            while self.behind and (len(self.behind) > MAX_BEHIND or not self.opened):
+                await self._absorb_one()
+            if not self.active:
+                break
         await self._absorb()
         await store.release(self.key, owner)  # its turn is used up, or it stopped
 
     async def _top_up(self) -> None:
         """Open batches until LOOKAHEAD are open (only when no write is behind)."""
-        if self.behind is not None and not self.opened:
-            await self._absorb()
+        while self.behind and not self.opened:
+            await self._absorb_one()
         self.seen = self.w.generation  # ingest after this point wakes a lingering lane
-        while self.active and self.behind is None and len(self.opened) < LOOKAHEAD:
+        while self.active and not self.behind and len(self.opened) < LOOKAHEAD:
             batch = await self.batcher.take()
             if batch is None:
                 return
@@ -149,24 +150,26 @@ class LaneRun:
                                                       self._new(batch, self.now()))
             self.opened.append(Opened(opened, batch.body))
 
-    async def _absorb(self) -> None:
-        """Wait for the write behind, if any; it may have opened the next batch."""
-        if self.behind is None:
-            return
-        task, body = self.behind, self.behind_body
-        self.behind = self.behind_body = None
+    async def _absorb_one(self) -> None:
+        """Wait for the oldest write behind; it may have opened a batch."""
+        task, body = self.behind.popleft()
         done = await task
         if done.next is not None:
             self.opened.append(Opened(done.next, body))
         if not done.lane_active:
             self.active = False
 
+    async def _absorb(self) -> None:
+        while self.behind:
+            await self._absorb_one()
+
     async def _done_behind(self, head: Opened, decision: d.Decision, result: SendResult,
                            at: int) -> bool:
         """Write the head's outcome behind; False when the lane has nothing more."""
         self.seen = self.w.generation
         nxt = await self.batcher.take()
-        keep = nxt is not None or bool(self.opened)
+        keep = nxt is not None or bool(self.opened) or any(b is not None
+                                                            for _, b in self.behind)
         position = head.delivery.advance_to
         if not keep:  # nothing left: the lane moves past what it looked at
             position = max(position, self.batcher.idle_position)
@@ -174,8 +177,8 @@ class LaneRun:
         rec = self._record(head, decision, result, at, position=position,
                            lease_until=at + self.lease_us if keep else None,
                            next=self._new(nxt, at) if nxt is not None else None)
-        self.behind = asyncio.create_task(self.w.store.record(self.key, self.w.owner, rec))
-        self.behind_body = nxt.body if nxt is not None else None
+        write = asyncio.create_task(self.w.store.record(self.key, self.w.owner, rec))
+        self.behind.append((write, nxt.body if nxt is not None else None))
         if not keep:
             await self._absorb()
         return keep

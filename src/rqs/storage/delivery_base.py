@@ -130,8 +130,10 @@ class DeliveryStore(Protocol):
     ) -> list[Lane]: ...
     async def open_delivery(
         self, lane: LaneKey, owner: str, new: NewDelivery
-    ) -> Delivery: ...  # pending if the lane has no head, queued otherwise
-    async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded: ...
+    ) -> Delivery: ...  # pending if no head, else queued; LeaseLost, LaneStopped
+    async def record(
+        self, lane: LaneKey, owner: str, rec: AttemptRecord
+    ) -> Recorded: ...  # records of one lane apply in call order, even when concurrent
     async def advance(
         self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
     ) -> bool: ...
@@ -204,3 +206,9 @@ class LeaseLost(Conflict):
     """Another worker holds the lane now (this worker's lease expired)."""
 
     code = "lease_lost"
+
+
+class LaneStopped(Conflict):
+    """The lane was paused, disabled, cancelled or deleted: open no more batches on it."""
+
+    code = "lane_stopped"

@@ -3,7 +3,7 @@ lacks: delivery status, the attempts log, dead letters, replays, secret rotation
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -11,11 +11,25 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from rqs.domain import delivery as d
-from rqs.domain.events import format_time, parse_time
+from rqs.domain.events import parse_time
 from rqs.errors import InvalidRequest
 from rqs.service.keys import Principal
-from rqs.service.push_admin import CallbackSpec, PushAdmin, SubscriptionSpec
+from rqs.service.push_admin import PushAdmin
 from rqs.web.auth import principal
+from rqs.web.delivery_json import (
+    CallbackIn,
+    ReplayIn,
+    SecretIn,
+    SubscriptionIn,
+    attempt_json,
+    callback_json,
+    callback_spec,
+    delivery_json,
+    replay_json,
+    subscription_json,
+    subscription_spec,
+    time_json,
+)
 from rqs.web.native import endpoint, json_response, read_body
 from rqs.web.params import int_param, str_param
 
@@ -32,48 +46,6 @@ def _decode(body: bytes, cls: type[T]) -> T:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
-class BasicAuthIn(msgspec.Struct, forbid_unknown_fields=True):
-    user_name: str
-    password: str = ""
-
-
-class CallbackIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str = ""
-    url: str | None = None
-    batch_size: int | None = None
-    basic_auth: BasicAuthIn | None = None
-    backup_url: str | None = None
-    signing_secret: str | None = None
-    status: str | None = None
-    status_reason: str | None = None
-
-
-class FilterIn(msgspec.Struct, forbid_unknown_fields=True):
-    campaign_names: list[str]
-    event_types: list[str] = []
-
-
-class SubscriptionIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str = ""
-    callback: str | None = None
-    event_types: list[str] | None = None
-    filters: list[FilterIn] | None = None
-    status: str | None = None
-    status_reason: str | None = None
-    start: str | int | None = None
-
-
-class ReplayIn(msgspec.Struct, forbid_unknown_fields=True):
-    from_index: int | None = None
-    through_index: int | None = None
-    since: str | float | None = None
-    until: str | float | None = None
-
-
-class SecretIn(msgspec.Struct, forbid_unknown_fields=True):
-    signing_secret: str | None = None
-
-
 def push_of(request: Request) -> PushAdmin:
     push: PushAdmin = request.app.state.push
     return push
@@ -81,71 +53,6 @@ def push_of(request: Request) -> PushAdmin:
 
 async def who(request: Request) -> Principal:
     return await principal(request, push_of(request).storage)
-
-
-def _t(micros: int | None) -> str | None:
-    return format_time(micros) if micros is not None else None
-
-
-def callback_json(cb: d.Callback, *, secret: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": cb.name, "url": cb.url, "batch_size": cb.batch_size,
-        "backup_url": cb.backup_url,
-        "basic_auth": {"user_name": cb.auth_user} if cb.auth_user is not None else None,
-        "status": cb.status.value, "status_reason": cb.status_reason,
-        "failing_since": _t(cb.failing_since), "verified_at": _t(cb.verified_at),
-        "created_at": _t(cb.created_at), "updated_at": _t(cb.updated_at),
-    }
-    if secret:
-        out["signing_secret"] = cb.secrets[0].value
-    return out
-
-
-def subscription_json(s: d.Subscription) -> dict[str, Any]:
-    return {"name": s.name, "callback": s.callback, "event_types": list(s.event_types),
-            "filters": [{"event_types": list(f.event_types),
-                         "campaign_names": list(f.campaign_names)} for f in s.filters],
-            "status": s.status.value, "status_reason": s.status_reason,
-            "position": s.position, "created_at": _t(s.created_at),
-            "updated_at": _t(s.updated_at)}
-
-
-def delivery_json(x: d.Delivery) -> dict[str, Any]:
-    return {"id": x.id, "webhook_id": x.msg_id, "subscription_id": x.subscription_id,
-            "replay_id": x.replay_id, "first_index": x.first_index, "last_index": x.last_index,
-            "count": x.count, "state": x.state.value, "attempts": x.attempts,
-            "next_attempt_at": _t(x.next_attempt_at), "last_status": x.last_status,
-            "last_error": x.last_error, "created_at": _t(x.created_at),
-            "updated_at": _t(x.updated_at)}
-
-
-def replay_json(r: d.Replay) -> dict[str, Any]:
-    return {"id": r.id, "subscription_id": r.subscription_id, "from_index": r.after_index + 1,
-            "through_index": r.through_index, "since": _t(r.since), "until": _t(r.until),
-            "position": r.position, "state": r.state.value, "delivered": r.delivered,
-            "created_at": _t(r.created_at), "updated_at": _t(r.updated_at)}
-
-
-def attempt_json(a: d.Attempt) -> dict[str, Any]:
-    return {"at": _t(a.at), "url": a.url, "status_code": a.status_code,
-            "latency_ms": a.latency_ms, "error": a.error, "outcome": a.outcome}
-
-
-def callback_spec(body: CallbackIn, name: str | None = None) -> CallbackSpec:
-    auth = body.basic_auth
-    return CallbackSpec(name=name or body.name, url=body.url, batch_size=body.batch_size,
-                        auth_user=auth.user_name if auth else None,
-                        auth_password=auth.password if auth else None,
-                        backup_url=body.backup_url, signing_secret=body.signing_secret,
-                        status=body.status, status_reason=body.status_reason)
-
-
-def subscription_spec(body: SubscriptionIn, name: str | None = None) -> SubscriptionSpec:
-    filters = None if body.filters is None else [
-        d.CampaignFilter(tuple(f.event_types), tuple(f.campaign_names)) for f in body.filters]
-    return SubscriptionSpec(name=name or body.name, callback=body.callback,
-                            event_types=body.event_types, filters=filters, status=body.status,
-                            status_reason=body.status_reason, start=body.start)
 
 
 def _time(value: str | float | None, name: str) -> int | None:
@@ -224,7 +131,7 @@ async def get_secrets(request: Request) -> Response:
     cb = await push.callback(caller, request.path_params["name"])
     now = push.now()
     return json_response({"signing_secrets": [
-        {"secret": s.value, "expires_at": _t(s.expires_at)} for s in cb.secrets
+        {"secret": s.value, "expires_at": time_json(s.expires_at)} for s in cb.secrets
         if s.expires_at is None or s.expires_at > now]})
 
 

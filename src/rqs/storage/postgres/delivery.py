@@ -9,6 +9,7 @@ attempts log. Connections come from the event store's pool.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -32,6 +33,7 @@ from rqs.storage.delivery_base import (
     AttemptRecord,
     Lane,
     LaneKey,
+    LaneStopped,
     LeaseLost,
     NewDelivery,
     Recorded,
@@ -48,6 +50,7 @@ class PostgresDeliveryStore:
     def __init__(self, connections: Callable[[], Any]) -> None:
         # ``connections()`` is the event store's pooled-connection context manager.
         self._connections = connections
+        self._tails: dict[LaneKey, asyncio.Future[None]] = {}  # the last record per lane
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[Conn]:
@@ -149,8 +152,11 @@ class PostgresDeliveryStore:
 
     async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery:
         async def run(conn: Conn) -> Delivery:
-            if not await _owns(conn, lane, owner):
+            state = await _lane_state(conn, lane)
+            if state is None or state[2] != owner:
                 raise LeaseLost(f"lane {lane} is no longer held by {owner}")
+            if not state[3]:
+                raise LaneStopped(f"lane {lane} is paused, disabled or finished")
             return await _insert_delivery(conn, new)
 
         try:
@@ -159,7 +165,20 @@ class PostgresDeliveryStore:
             raise Conflict(f"lane {lane} has a pending batch already") from None
 
     async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
-        return await self._run(_record, lane, owner, rec)
+        # Records of one lane apply in call order (a worker writes outcomes behind while
+        # the next request is out): each waits for the previous one of its lane, since
+        # pooled connections would otherwise race for the lane's row lock.
+        previous = self._tails.get(lane)
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._tails[lane] = mine
+        try:
+            if previous is not None:
+                await asyncio.shield(previous)
+            return await self._run(_record, lane, owner, rec)
+        finally:
+            mine.set_result(None)
+            if self._tails.get(lane) is mine:
+                del self._tails[lane]
 
     async def advance(
         self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
@@ -273,6 +292,16 @@ async def _update_callback(conn: Conn, cb: Callback) -> None:
             await conn.execute(sql, {"domain": cb.domain, "name": cb.name})
 
 
+async def _lane_state(conn: Conn, lane: LaneKey) -> Row | None:
+    """(domain, callback, lease owner, active) of a lane, locked; None if it is gone."""
+    found: Row | None = await (await conn.execute(q.LANE_STATE,
+                                                  (lane.subscription_id,))).fetchone()
+    if found is not None and lane.replay_id:
+        rep = await (await conn.execute(q.REPLAY_STATE, (lane.replay_id,))).fetchone()
+        found = None if rep is None else (found[0], found[1], rep[0], found[3] and rep[1])
+    return found
+
+
 async def _owns(conn: Conn, lane: LaneKey, owner: str) -> bool:
     if lane.replay_id:
         cur = await conn.execute(q.REPLAY_OWNER, (lane.replay_id,))
@@ -306,10 +335,7 @@ async def _record(conn: Conn, lane: LaneKey, owner: str, rec: AttemptRecord) -> 
     d, a = rec.delivery, rec.attempt
     await conn.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code,
                                           a.latency_ms, a.error, a.outcome))
-    state = await (await conn.execute(q.LANE_STATE, (lane.subscription_id,))).fetchone()
-    if state is not None and lane.replay_id:
-        rep = await (await conn.execute(q.REPLAY_STATE, (lane.replay_id,))).fetchone()
-        state = None if rep is None else (state[0], state[1], rep[0], state[3] and rep[1])
+    state = await _lane_state(conn, lane)
     if state is None or state[2] != owner:
         # Deleted meanwhile, or another worker took the lane over: the attempt is logged,
         # and nothing else changes (the new holder decides about the batch).

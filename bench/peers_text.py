@@ -1,0 +1,3 @@
+"""The method and findings text under the peers table in docs/benchmarks.md."""
+
+METHOD = """(method text to come)"""
