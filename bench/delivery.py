@@ -244,6 +244,7 @@ def main() -> None:
     if os.environ.get("BENCH_SWITCH"):
         sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     rx = Receiver()
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -275,7 +276,9 @@ def main() -> None:
     if not a.no_write and a.only is None:
         write_section("delivery", "\n".join([
             "## Push delivery (bench/delivery.py)", "",
-            f"Machine: {machine()}. Receiver: a separate aiohttp process on 127.0.0.1 that "
+            f"Machine: {machine()}, load average {load} when the run began (the machine is "
+            "shared; compare with the bare-aiohttp baseline of the same run). "
+            "Receiver: a separate aiohttp process on 127.0.0.1 that "
             "answers 200 at once. Store: SQLite, synchronous=FULL. Every request is signed "
             "(Standard Webhooks) and carries Basic auth; every batch is recorded before it is "
             "sent and every attempt is logged.", "",

@@ -201,12 +201,15 @@ def plot(runs: list[Run], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colors = {"sqlite": "tab:blue", "postgres": "tab:orange"}
     for r in runs:
         xs = [p.size / 1e6 for p in r.points]
-        ax1.plot(xs, [p.rate for p in r.points], marker="o", label=f"rqs {r.backend}")
+        color = colors.get(r.backend)
+        ax1.plot(xs, [p.rate for p in r.points], marker="o", color=color,
+                 label=f"rqs {r.backend}")
         for attr, style in (("head", ":"), ("middle", "--"), ("tail", "-")):
             ax2.plot(xs, [getattr(p, attr) * 1e3 for p in r.points], linestyle=style,
-                     marker=".", label=f"{r.backend} {attr}")
+                     marker=".", color=color, label=f"{r.backend} {attr}")
     ax1.set(xlabel="events in the store (millions)", ylabel="ingest events/s",
             title="Ingest rate per 1M step (batches of 1,000, 4 clients)")
     ax1.set_ylim(bottom=0)

@@ -187,7 +187,8 @@ def run_rqs(res: Result, plan: Plan, database: bool, workers: int = 1) -> None:
                     backends = pg_backend_pids(db)
                     pg_kb = sum(rss_kb(p, "VmHWM") for p in backends)
                     res.mem_note = (f"rqs processes only (all workers); its {len(backends)} "
-                                    f"PostgreSQL backends peaked at {pg_kb / 1024:,.0f} MiB summed (shared "
+                                    f"PostgreSQL backends peaked at {pg_kb / 1024:,.0f} MiB summed "
+                                    f"(shared "
                                     f"buffers counted in each)")
                 else:
                     res.mem_note = "HTTP process + SQLite writer process"

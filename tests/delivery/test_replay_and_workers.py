@@ -55,7 +55,7 @@ async def test_replay_by_time_range_covers_the_whole_range(env: Env) -> None:
     assert env.receiver.riids("cb")[604:] == middle
 
 
-async def test_replay_before_retention_is_gone(env: Env) -> None:
+async def test_a_replay_needs_a_start(env: Env) -> None:
     env.subscribe("sub", env.callback("cb")["name"])
     r = env.api.post("/v1/subscriptions/sub/replays", json={})
     assert r.status_code == 400

@@ -17,14 +17,14 @@ import os
 from dataclasses import dataclass
 
 from rqs.errors import InvalidRequest
-from rqs.settings import Settings
+from rqs.settings import DEFAULT_RETRY_SCHEDULE, Settings
 
 DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
 class DeliveryOptions:
-    schedule: tuple[float, ...] = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800, 21600)
+    schedule: tuple[float, ...] = tuple(float(x) for x in DEFAULT_RETRY_SCHEDULE)
     disable_after: float = 5 * DAY
     request_timeout: float = 30.0
     connect_timeout: float = 10.0
