@@ -10,12 +10,12 @@ rate of the same rows in the same run, and writes them to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import os
 import asyncio
 import base64
+import os
 import tempfile
-from contextlib import ExitStack
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import aiohttp

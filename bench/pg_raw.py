@@ -12,8 +12,7 @@ import psycopg
 
 from rqs.domain.events import parse_batch
 from rqs.settings import Settings
-from rqs.storage.postgres import PostgresStorage
-from rqs.storage.postgres import binary_copy
+from rqs.storage.postgres import PostgresStorage, binary_copy
 from rqs.storage.postgres import sql as q
 
 ADMIN_URL = os.environ.get("RQS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
