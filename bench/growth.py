@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import os
 import re
 import statistics
@@ -190,7 +192,10 @@ def run_backend(backend: str, args: argparse.Namespace, bodies: list[bytes]) -> 
             print(f"{backend}: FAILED {res.error}", flush=True)
         finally:
             if db:
-                psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                try:
+                    psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                except subprocess.CalledProcessError as exc:
+                    print(f"could not drop {db}: {exc.stderr}", flush=True)
     return res
 
 
@@ -266,9 +271,32 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--page", type=int, default=10_000)
     ap.add_argument("--no-docs", action="store_true")
+    ap.add_argument("--save", default=str(Path(tempfile.gettempdir()) / "rqs-bench-growth.json"),
+                    help="where the raw results are kept (default: %(default)s)")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other backends' results from --save (a run per backend)")
+    ap.add_argument("--report-only", action="store_true",
+                    help="redo the doc and the plot from --save without running anything")
     args = ap.parse_args()
-    bodies = workload.batches(min(POOL, args.step), args.batch, seed=23)
-    runs = [run_backend(b, args, bodies) for b in args.backends.split(",") if b]
+    saved: dict[str, Run] = {}
+    if (args.merge or args.report_only) and Path(args.save).exists():
+        raw = json.loads(Path(args.save).read_text())
+        for d in raw["runs"]:
+            d["points"] = [Checkpoint(**p) for p in d["points"]]
+            saved[d["backend"]] = Run(**d)
+        if args.report_only:
+            args.target, args.step = raw["target"], raw["step"]
+    if not args.report_only:
+        bodies = workload.batches(min(POOL, args.step), args.batch, seed=23)
+        for b in args.backends.split(","):
+            if b:
+                saved[b] = run_backend(b, args, bodies)
+                Path(args.save).write_text(json.dumps({
+                    "target": args.target, "step": args.step,
+                    "runs": [dataclasses.asdict(r) for r in saved.values()]}))
+    order = ["sqlite", "postgres"]
+    runs = sorted(saved.values(), key=lambda r: order.index(r.backend)
+                  if r.backend in order else len(order))
     text = report(runs, args)
     print(text)
     if not args.no_docs:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -56,10 +55,9 @@ class ResponseQueue:
 
     async def ingest(self, who: Principal, body: bytes, content_type: str | None) -> AppendResult:
         who.require("ingest")
-        domain, cap = who.domain, self.settings.max_batch_items
-        # Parsed where the store writes (see EventSource); a parse error fails only this call.
-        result = await self.storage.append(
-            domain, functools.partial(parse_batch, body, content_type, domain, cap))
+        domain = who.domain
+        events = parse_batch(body, content_type, domain, self.settings.max_batch_items)
+        result = await self.storage.append(domain, events)
         if result.stored and self.on_append is not None:
             self.on_append(domain)
         return result

@@ -8,6 +8,7 @@ writer commits, and readers only ever see whole commits, so the index they see i
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import json
 import threading
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import apsw
 import msgspec
 
-from rqs.domain.events import NewEvent, StoredEvent
+from rqs.domain.events import NewEvent, StoredEvent, pack_events, unpack_events
 from rqs.errors import Conflict
 from rqs.settings import Settings
 from rqs.storage.base import (
@@ -136,7 +137,12 @@ class SqliteStorage:
     # --- append --------------------------------------------------------------------
 
     async def append(self, domain: str, events: EventSource) -> AppendResult:
-        return await self._writer.submit(_append, domain, events)
+        if callable(events):
+            return await self._writer.submit(_append, domain, events)
+        # Parsed events cross to the writer process as one msgpack blob: decoding it there
+        # costs less than a third of parsing the JSON again (measured 1.4 vs 4.5 µs/event).
+        packed = functools.partial(unpack_events, pack_events(events))
+        return await self._writer.submit(_append, domain, packed)
 
     # --- reads ---------------------------------------------------------------------
 
