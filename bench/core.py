@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 
 from bench import workload
-from bench.common import machine, percentile, rss_kb, start_server, tree_kb, write_section
+from bench.common import descendants, machine, percentile, start_server, tree_kb, write_section
 from rqs.domain.events import parse_batch
 from rqs.storage.sqlite import connection
 
@@ -154,10 +154,11 @@ def main() -> None:
                             f"{rate:,.0f} events/s | p50 {percentile(lat, 50) * 1e3:.1f} ms, "
                             f"p99 {percentile(lat, 99) * 1e3:.1f} ms per request | {raw_label}: "
                             f"{raw:,.0f} rows/s; ratio {rate / raw:.2f} |")
-            rss_before = rss_kb(server.pid)
+            rss_before = tree_kb(server.pid, "VmRSS")
             whole_run_peak = tree_kb(server.pid)
-            try:  # reset the peak, so the growth below is the retrievals' own
-                Path(f"/proc/{server.pid}/clear_refs").write_text("5")
+            try:  # reset the peaks, so the growth below is the retrievals' own
+                for pid in [server.pid, *descendants(server.pid)]:
+                    Path(f"/proc/{pid}/clear_refs").write_text("5")
             except OSError:
                 notes.append("could not reset VmHWM; retrieval growth includes ingest's peak")
             for label, path, accept in [
@@ -189,12 +190,12 @@ def main() -> None:
                                                 checks))
             notes.append(f"pollable on return: {ok} of {checks} ingest calls had their last "
                          f"event readable by the very next request")
-            peak = rss_kb(server.pid, "VmHWM")
-            notes.append(f"HTTP process RSS before the retrievals {rss_before / 1024:.0f} MiB, "
-                         f"peak during them {peak / 1024:.0f} MiB: growth "
-                         f"{(peak - rss_before) / 1024:.0f} MiB")
-            notes.append(f"peak RSS during ingest, summed over the server's processes (HTTP, "
-                         f"SQLite writer, fork server): {whole_run_peak / 1024:.0f} MiB")
+            peak = tree_kb(server.pid)
+            notes.append(f"server RSS (all its processes) before the retrievals "
+                         f"{rss_before / 1024:.0f} MiB, peak during them {peak / 1024:.0f} MiB: "
+                         f"growth {(peak - rss_before) / 1024:.0f} MiB")
+            notes.append(f"peak RSS during ingest, summed over the server's processes: "
+                         f"{whole_run_peak / 1024:.0f} MiB")
         finally:
             server.stop()
     table = "\n".join(["| what | result | latency | note |", "|---|---|---|---|", *rows])
