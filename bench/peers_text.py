@@ -22,12 +22,14 @@ METHOD = """
   ordered consumer filtered on `rqsbench.EMAIL_CLICKED`, deliver-all; Redis
   `XRANGE rqsbench:EMAIL_CLICKED - + COUNT 10000`, each next call starting
   exclusively after the last ID.
-- **The "hour" by time**: the ingest takes 25 s to 9 minutes here, so no store holds an
-  hour of data. A paced or faked clock is not possible for the peers (Redis stream IDs and
+- **The "hour" by time**: the ingest took 18 s (rqs on SQLite) to 6 minutes (JetStream,
+  sync always) here, so no store holds an hour of data. A paced or faked clock is not
+  possible for the peers (Redis stream IDs and
   JetStream timestamps come from the server's own clock) and an hour of paced ingest per
   store does not fit the machine's time. So the window is the middle 15% of each store's own
   ingest wall-clock span (42.5% to 57.5%), and the events column says how many events that
-  store received in it (97,000 to 189,000: the ingest rate varies during a run). rqs:
+  store received in it (124,000 to 172,000 in the run above: the ingest rate varies
+  during a run). rqs:
   `since=&until=` (Unix seconds, microsecond precision) paged with `after=`; NATS: an ordered
   consumer with `deliver_policy=by_start_time` at the window's start on `rqsbench.>`,
   stopped at the sequence that a start-time consumer at the window's end found (that probe
@@ -62,67 +64,85 @@ METHOD = """
 - **CPU** per event: the load generator's CPU time and the server's (from `/proc`, for rqs on
   PostgreSQL including the backends of its database) over each operation.
 
-### Reading it
+### Reading it (figures from the run above)
 
-- **Ingest**: rqs on SQLite acknowledged the most events per second, durably, and rqs on
-  PostgreSQL about as many as Redis. But on this machine the peers are limited by their
-  Python clients, not their servers: nats-py spent ~60 µs of CPU per event (a message, a
-  reply subject and a future for each), redis-py ~25-34 µs (one command packed per event),
-  while the rqs client spends ~1 µs (one ready body per 1,000 events). Per event of server
-  CPU, Redis is far cheaper than rqs (4-11 µs against 20 µs on SQLite and 35 µs on
-  PostgreSQL with its backends) and JetStream is close to rqs on SQLite (14-18 µs). With a
-  compiled client and spare cores Redis would ingest faster than rqs; the lead holds for
-  Python clients on 2 cores, where rqs's batch endpoint lets one request carry 1,000 events.
+- **Ingest**: rqs on SQLite acknowledged the most events per second, every one durably:
+  56,500/s, 1.52x Redis without persistence and 2.19x Redis with `appendfsync always`. rqs
+  on PostgreSQL took 31,900/s with one server process (0.86x Redis, 1.24x the durable Redis)
+  and 40,800/s with `--workers 2` (1.10x). But on this machine the peers are limited by
+  their Python clients, not by their servers: nats-py spent 44-54 µs of CPU per event (a
+  message, a reply subject and a future for each), redis-py 27-30 µs (one command packed per
+  event), while the rqs client spends ~1 µs (one ready body per 1,000 events). Per event of
+  *server* CPU Redis is far cheaper than rqs (3.9 µs; 12 µs with the AOF, against 22.5 µs
+  for rqs on SQLite and 35-39 µs for rqs on PostgreSQL with its backends), and JetStream
+  (11-15 µs) is cheaper too. With a compiled client and spare cores both peers would ingest
+  faster than they do here; rqs's lead holds for Python clients on 2 cores, where its batch
+  endpoint lets one request carry 1,000 events.
 - **The price of durability**: Redis with `appendfsync always` fsyncs once per event-loop
-  turn, i.e. once per 1,000-command pipeline (a group commit, like rqs's), so it cost
-  nothing visible. JetStream with `sync_interval: always` fsyncs every message: 1,895
-  events/s, a twentieth of rqs on SQLite. JetStream's default (fsync every 2 minutes) and
-  Redis without persistence can lose acknowledged events on a crash (Redis: all of them);
-  rqs can not.
-- **Reads**: rqs on SQLite is ahead on the time range (1.23x) and after-the-middle
-  (1.12x) reads. By type it is at 0.91x of Redis without persistence (1.12x of Redis with
-  AOF): within this machine's noise, but see the profile below. rqs on PostgreSQL reads at
-  about half the best peer's rate: see below.
-- **Memory**: Redis keeps the whole data set in memory (586 MiB for 1,000,000 events); the
-  JetStream servers cached 355-539 MiB; rqs on SQLite peaked at 340 MiB over its processes
-  (each has its own SQLite page cache); rqs on PostgreSQL's own processes at ~110 MiB.
+  turn, i.e. once per 1,000-command pipeline (a group commit, like rqs's), so it lost
+  31% in the run above (nothing in an earlier one), not orders of magnitude. JetStream
+  with `sync_interval: always` fsyncs every
+  message: 2,645 events/s, 1/21 of rqs on SQLite. JetStream's default (fsync every 2
+  minutes) can lose acknowledged events on a power loss or kernel crash; Redis without
+  persistence loses all of them on any restart. rqs acknowledges only committed data.
+- **Reads**: rqs on SQLite leads the time-range read (1.18x) and the read after the middle
+  (1.20x), with lower p99s. By type it is **behind**: 114,000 events/s against Redis's
+  183,000 (0.62x; 0.70x of Redis with the AOF), which keeps a stream per type and so reads
+  one contiguous structure. rqs on PostgreSQL reads at 0.32-0.55x of Redis, below NATS on
+  the by-type and tail reads; `--workers 2` does not change a single reader's rate. Why:
+  below.
+- **Memory**: Redis keeps the whole data set in memory (585 MiB for 1,000,000 events); the
+  JetStream servers cached 371-480 MiB; rqs on SQLite peaked at 344 MiB summed over its
+  processes (each has its own SQLite page cache); rqs on PostgreSQL's own processes at
+  111 MiB (260 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
+- **Noise**: the machine is shared; an earlier full run at load average 2.7-4.6 gave
+  41,000 events/s for rqs on SQLite (1.56x the best peer), 90,000/s by type (0.91x Redis),
+  157,000/s by time (1.23x) and 160,000/s after the middle (1.12x): the ratios held
+  within 0.3 while absolute rates moved by up to 85% (Redis by type: 99,000 then
+  183,000 events/s).
 
 ### Where rqs is behind, and why (profiles)
 
-`py-spy record --threads` of the server processes (the SQLite writer is a child process),
-300,000 events, the same operations:
+`py-spy record --threads` of the server processes (the SQLite writer is a child process of
+the server), 300,000 events, the same operations; plus the SQL alone on that store:
 
-1. **rqs on PostgreSQL, ingest** (25,000 events/s, client-equal with Redis): the single
-   server process is the bottleneck, ~80% of a core in Python: `binary_copy._text`
-   (src/rqs/storage/postgres/binary_copy.py, called ~10 times per event to encode a text
-   column: `str.encode`, the NUL check, `_LEN.pack(...) + data`) is **~29%** of its samples,
-   `event_tail` another ~6%, and parsing the body (`domain/events.py` `split_body` +
-   `_fast_responsys`, which decode the JSON twice) ~14%. Encoding an event's columns in one
-   step (one `struct.pack` with the lengths, or psycopg's C dumpers via `copy.write_row`)
-   and one JSON pass would cut most of that; `--workers 2` uses the second core (see its row,
-   when run).
-2. **rqs on PostgreSQL, reads** (52-64k events/s, ~0.5x Redis): one process fetches the rows
-   through psycopg (building a Python tuple per row: `AsyncCursor.fetchall` ~15% and the
-   result wait in `_maybe_prepare_gen` ~14%), turns them into `StoredEvent`s
-   (`scan.event`) and encodes the JSON page (`render.json_page` ~16%, `to_out`,
-   `derived_id`), all on the event loop. SQLite does the same work on two reader threads,
-   and reaches 2.5x the rate. Letting PostgreSQL render each event's JSON (or the page) in
-   the query, so Python only forwards bytes, would remove most per-row Python work.
-3. **rqs on SQLite, by type** (0.91x Redis): the query in `_TypeStream.head`
+1. **rqs on SQLite, by type** (0.62x Redis): the query in `_TypeStream.head`
    (src/rqs/storage/sqlite/store.py) walks the `events_by_type` index and looks every row
-   up in the table by rowid: **~7.7 µs per event** of SQLite time against ~2.2 µs per event
-   for the plain rowid range of the after-the-middle read. A covering index would double the
-   store; reading the positions first (index only) and then the rows in one ordered pass,
-   or for a dense type (EMAIL_CLICKED is a third of all rows) scanning the rowid range and
-   filtering, are the candidates.
-4. **rqs on SQLite, ingest ceiling** (~41-57k events/s): the writer process is busy ~96% of
-   the time. Of its samples: the multi-row `INSERT` (`_insert_rows`, store.py) **~45%**,
-   `COMMIT` (WAL write + fsync + the automatic WAL checkpoint every 4,000 pages) **~17%**,
-   parsing the bodies in the writer (`parse_batch`: `split_body` then
-   `_fast_responsys`, two JSON decodes of the same body) **~17%**, and the pipe from the
-   HTTP process (pickling, `Connection.recv`) ~10%. The HTTP process meanwhile is about half
-   idle: moving the parsing there (sending compact rows rather than bodies) and running the
-   WAL checkpoint on a separate connection instead of inside the writer's COMMIT would
-   raise the ceiling. Each event is stored as ~720 bytes (the ~500-byte payload plus the
+   up in the table by rowid. Timed alone (apsw, 300,000-event store, 10,000 rows a call):
+   **32.2 ms** by type through the index, against 11.8 ms for the plain rowid range of the
+   after-the-middle read, 15.4 ms for the same rowid range scanned with `type = ?` as a
+   filter (`NOT INDEXED`, reading ~3x the rows but in order), and 2.4 ms for the index
+   alone (positions only). A dense type like EMAIL_CLICKED (a third of the rows) is read
+   twice as fast by scanning and filtering; `type_counts` gives the density to choose the
+   plan per query. The rest of a by-type page (79 ms p50 over HTTP) is the same
+   row-to-JSON work as every read (`_row` -> `StoredEvent` -> `render.to_out` ->
+   `EventOut` -> msgspec, ~4 µs per event); building `EventOut` straight from the row would
+   skip one object per event.
+2. **rqs on PostgreSQL, reads** (0.32-0.55x Redis): one process fetches the rows through
+   psycopg (a Python tuple per row: `AsyncCursor.fetchall` ~15% of its samples, the result
+   wait in `_maybe_prepare_gen` ~14%), turns them into `StoredEvent`s (`scan.event`) and
+   encodes the JSON page (`render.json_page` ~16%, `to_out`, `derived_id`), all on the event
+   loop thread. SQLite does the same work on two reader threads and reaches 2.2x the rate.
+   Letting PostgreSQL render each event's JSON in the query (so Python forwards bytes), or
+   fetching the next page on a second connection while the current one is encoded in a
+   thread, would remove most of it.
+3. **rqs on PostgreSQL, ingest** (0.86x Redis with one process): the server process is the
+   bottleneck, ~80% of a core in Python: `binary_copy._text`
+   (src/rqs/storage/postgres/binary_copy.py, called ~10 times per event to encode one text
+   column: `str.encode`, the NUL check, `_LEN.pack(...) + data`) is **~29%** of its
+   samples, `event_tail` another ~6%, and parsing the body (`domain/events.py`:
+   `split_body`, then `_fast_responsys`, which decodes the same JSON a second time) ~14%.
+   Encoding an event's columns in one step (one `struct.pack` with all lengths, or
+   psycopg's C dumpers through `copy.write_row`) and one JSON pass would cut most of that;
+   `--workers 2` already brings it to 1.10x.
+4. **rqs on SQLite, the ingest ceiling** (41,000-57,000 events/s): the writer process is
+   busy ~96% of the time. Of its samples: the multi-row `INSERT` (`_insert_rows`,
+   store.py) **~45%**, `COMMIT` (WAL write, fsync and the automatic WAL checkpoint every
+   4,000 pages) **~17%**, parsing the bodies in the writer (`parse_batch`: `split_body`
+   then `_fast_responsys`, two JSON decodes of one body) **~17%**, and the pipe from the
+   HTTP process (`Connection.recv`, pickling) ~10%. The HTTP process is meanwhile about
+   half idle: parsing there (sending compact rows rather than bodies) and checkpointing
+   from a separate connection rather than inside the writer's COMMIT would raise the
+   ceiling. Each event takes ~660-720 bytes on disk (the ~500-byte payload plus the
    extracted columns), which the INSERT and COMMIT costs follow.
 """
