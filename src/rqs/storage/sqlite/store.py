@@ -457,16 +457,36 @@ def _plan(c: apsw.Connection, domain: str, query: EventQuery) -> _Plan | None:
     if query.campaign is not None:
         where.append("(campaign_id = ? OR campaign_name = ?)")
         params.extend([query.campaign, query.campaign])
+    types = sorted(sel.types) if sel.types is not None else None
+    if types is not None and _dense(c, domain_id, types):
+        where.insert(0, f"+type IN ({','.join('?' * len(types))})")
+        params[:0] = types
+        types = None
     base = domain_id << q.INDEX_BITS
     return _Plan(
         domain=domain,
         base=base,
         lo=base + max(lo_index, 0),
         hi=base + hi_index,
-        types=sorted(sel.types) if sel.types is not None else None,
+        types=types,
         where="".join(f" AND {w}" for w in where),
         params=tuple(params),
     )
+
+
+# Walking events_by_type costs a rowid lookup per row (~3.2 µs); scanning the table and
+# filtering costs ~0.5 µs per row scanned. Above this share of the domain's events the
+# scan wins (measured on a 300k-event store).
+DENSE_SHARE = 0.2
+
+
+def _dense(c: apsw.Connection, domain_id: int, types: list[str]) -> bool:
+    wanted = set(types)
+    total = hits = 0
+    for type_name, _, retained, _ in c.execute(q.COUNTS, (domain_id,)):
+        total += retained
+        hits += retained if type_name in wanted else 0
+    return total > 0 and hits >= DENSE_SHARE * total
 
 
 class _Source:
