@@ -19,11 +19,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import aiohttp
+import msgspec
 
 from bench import workload
 from bench.common import descendants, machine, percentile, start_server, tree_kb, write_section
 from rqs.domain.events import parse_batch
 from rqs.storage.sqlite import connection
+from rqs.storage.sqlite import sql as q
 
 POLL_ALL = "/api/rest/v19/async/pollByType?type=allMessages&limit=100000"
 
@@ -56,20 +58,16 @@ def raw_sqlite_rate(bodies: list[bytes], path: Path, synchronous: str) -> float:
     """The same rows inserted straight through apsw: same schema, pragmas, one txn a batch."""
     conn = connection.connect(path, synchronous)
     connection.upgrade(conn)
+    # Rows exactly as the store builds them (store._append): pos, received_at, the event.
     batches = []
     idx = 1
     base = 1 << 40
     for body in bodies:
-        rows = []
-        for e in parse_batch(body, "application/json", "d", 100_000):
-            rows.append((base + idx, e.type, e.channel, 1, e.occurred_at, e.ext_id,
-                         e.campaign_id, e.campaign_name, e.riid, e.customer_id, e.recipient,
-                         e.message, e.payload))
-            idx += 1
-        batches.append(rows)
-    sql = ("INSERT INTO events (pos, type, channel, received_at, occurred_at, ext_id, campaign_id,"
-           " campaign_name, riid, customer_id, recipient, message, payload)"
-           " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        events = parse_batch(body, "application/json", "d", 100_000)
+        batches.append([(base + idx + i, 1, *msgspec.structs.astuple(e))
+                        for i, e in enumerate(events)])
+        idx += len(events)
+    sql = q.INSERT_EVENT
     t0 = time.perf_counter()
     for rows in batches:
         conn.execute("BEGIN IMMEDIATE")

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from rqs.domain import catalog, selectors
-from rqs.domain.events import format_time, parse_batch
+from rqs.domain.events import StoredEvent, format_time, parse_batch
 from rqs.domain.selectors import Selector
 from rqs.errors import Gone, InvalidRequest, NotFound
 from rqs.service.keys import Principal
@@ -107,7 +107,7 @@ class ResponseQueue:
         )
         return query, bounds
 
-    async def get_event_checked(self, who: Principal, index: int) -> object:
+    async def get_event_checked(self, who: Principal, index: int) -> StoredEvent:
         who.require("read")
         event = await self.storage.get_event(who.domain, index)
         if event is not None:

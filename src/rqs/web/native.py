@@ -12,7 +12,6 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from rqs.domain import catalog, selectors
-from rqs.domain.events import StoredEvent
 from rqs.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, RqsError
 from rqs.service import keys
 from rqs.service.keys import Principal
@@ -71,17 +70,17 @@ async def read_body(request: Request, cap: int) -> bytes:
 async def post_events(request: Request) -> Response:
     q = queue_of(request)
     caller = await who(request)
-    caller.require("ingest")
+    caller.require("ingest")  # before reading what may be a large body
     body = await read_body(request, q.settings.max_body_bytes)
     result = await q.ingest(caller, body, request.headers.get("content-type"))
-    new = result.indexes
+    indexes = result.indexes  # never empty: an empty batch is refused
     return json_response({
-        "accepted": len(result.indexes),
+        "accepted": len(indexes),
         "stored": result.stored,
         "duplicates": result.duplicates,
-        "first_index": min(new) if new else None,
-        "last_index": max(new) if new else None,
-        "indexes": result.indexes,
+        "first_index": min(indexes),
+        "last_index": max(indexes),
+        "indexes": indexes,
     })
 
 
@@ -113,14 +112,15 @@ async def get_events(request: Request) -> Response:
 
     async def trailer() -> dict[str, object]:
         last = progress.last_index
+        has_more = False
         if progress.delivered == query.limit and last is not None:
             probe = dataclasses.replace(query, after=last, limit=1)
-            progress.has_more = any([e async for e in q.storage.scan(caller.domain, probe)])
-        if progress.has_more or query.until is not None:
+            has_more = any([e async for e in q.storage.scan(caller.domain, probe)])
+        if has_more or query.until is not None:
             next_index = (last or query.after) + 1
         else:  # everything up to the newest index was scanned
             next_index = max(last or 0, query.through or 0, query.after) + 1
-        return {"next_index": next_index, "has_more": progress.has_more,
+        return {"next_index": next_index, "has_more": has_more,
                 "oldest_index": bounds.oldest}
 
     headers = {"X-Oldest-Index": str(bounds.oldest or ""), "X-Newest-Index": str(bounds.newest)}
@@ -140,7 +140,6 @@ async def get_event(request: Request) -> Response:
     except ValueError:
         raise InvalidRequest("the index must be an integer", parameter="index") from None
     event = await q.get_event_checked(caller, index)
-    assert isinstance(event, StoredEvent)
     return Response(render.event_json(event), media_type="application/json")
 
 

@@ -60,28 +60,10 @@ def event_json(event: StoredEvent) -> bytes:
 
 @dataclass(slots=True)
 class Progress:
-    """What a stream delivered, for the trailer and for moving cursors."""
+    """What a stream delivered, for its trailer."""
 
     delivered: int = 0
     last_index: int | None = None
-    has_more: bool = False
-
-
-async def limited(
-    chunks: AsyncIterator[list[StoredEvent]], limit: int, progress: Progress
-) -> AsyncIterator[list[StoredEvent]]:
-    """Pass through at most ``limit`` events; a scan of ``limit + 1`` tells if more exist."""
-    async for chunk in chunks:
-        room = limit - progress.delivered
-        if len(chunk) > room:
-            chunk = chunk[:room]
-            progress.has_more = True
-        if chunk:
-            progress.delivered += len(chunk)
-            progress.last_index = chunk[-1].index
-            yield chunk
-        if progress.has_more:
-            return
 
 
 class Encoded(msgspec.Struct, gc=False):
@@ -138,27 +120,3 @@ async def ndjson_stream(
     async for body in counted(pages, progress):
         yield body
     yield _encoder.encode(await trailer()) + b"\n"
-
-
-async def json_events(
-    chunks: AsyncIterator[list[StoredEvent]], trailer: Callable[[], dict[str, object]]
-) -> AsyncIterator[bytes]:
-    """``{"events": [...], <trailer>}``, streamed chunk by chunk."""
-    times = TimeCache()
-    yield b'{"events":['
-    first = True
-    async for chunk in chunks:
-        body = _encoder.encode(to_out(chunk, times))[1:-1]
-        yield body if first else b"," + body
-        first = False
-    yield b"]," + _encoder.encode(trailer())[1:]
-
-
-async def ndjson_events(
-    chunks: AsyncIterator[list[StoredEvent]], trailer: Callable[[], dict[str, object]]
-) -> AsyncIterator[bytes]:
-    """One event per line; the last line is the trailer object (it has no ``index``)."""
-    times = TimeCache()
-    async for chunk in chunks:
-        yield _encoder.encode_lines(to_out(chunk, times))
-    yield _encoder.encode(trailer()) + b"\n"

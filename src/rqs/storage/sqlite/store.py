@@ -61,7 +61,6 @@ class _Plan:
     """A scan resolved to one rowid range and a SQL shape."""
 
     domain: str
-    base: int  # domain id << 40
     lo: int  # exclusive pos
     hi: int  # inclusive pos
     types: list[str] | None  # one query per type, merged by pos; None: one range scan
@@ -84,11 +83,7 @@ class SqliteStorage:
     # --- lifecycle -----------------------------------------------------------------
 
     async def open(self) -> None:
-        conn = connection.connect(self.path, self.settings.sqlite_synchronous)
-        try:
-            connection.upgrade(conn)
-        finally:
-            conn.close()
+        await self.upgrade()
         self._writer.start()
         self._pool = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="rqs-sqlite-read")
 
@@ -108,16 +103,16 @@ class SqliteStorage:
         return SqliteDeliveryStore(self._writer, self._read)
 
     async def upgrade(self) -> list[str]:
-        conn = connection.connect(self.path, self.settings.sqlite_synchronous)
-        try:
-            return connection.upgrade(conn)
-        finally:
-            conn.close()
+        return self._with_schema_conn(connection.upgrade)
 
     async def pending_migrations(self) -> list[str]:
+        return self._with_schema_conn(connection.pending)
+
+    def _with_schema_conn(self, fn: Callable[[apsw.Connection], T]) -> T:
+        """A short-lived connection of its own, so schema work needs no open store."""
         conn = connection.connect(self.path, self.settings.sqlite_synchronous)
         try:
-            return connection.pending(conn)
+            return fn(conn)
         finally:
             conn.close()
 
@@ -130,9 +125,7 @@ class SqliteStorage:
         return conn
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        assert self._pool is not None, "storage is not open"
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, lambda: fn(self._reader(), *args))
+        return await self._submit_read(lambda: fn(self._reader(), *args))
 
     # --- append --------------------------------------------------------------------
 
@@ -161,7 +154,7 @@ class SqliteStorage:
         plan = await self._read(_plan, domain, query)
         if plan is None:
             return
-        source = _source(plan)
+        source = _Source(plan)
         remaining = query.limit
 
         def page(want: int) -> tuple[int, R | None]:
@@ -465,7 +458,6 @@ def _plan(c: apsw.Connection, domain: str, query: EventQuery) -> _Plan | None:
     base = domain_id << q.INDEX_BITS
     return _Plan(
         domain=domain,
-        base=base,
         lo=base + max(lo_index, 0),
         hi=base + hi_index,
         types=types,
@@ -523,10 +515,6 @@ class _TypeStream:
         row = self.buffer.pop()
         self.pos = row[0]
         return row
-
-
-def _source(plan: _Plan) -> _Source:
-    return _Source(plan)
 
 
 def _take(c: apsw.Connection, source: _Source, n: int) -> list[StoredEvent]:

@@ -22,8 +22,8 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -60,8 +60,6 @@ class Writer:
         self._send_lock = threading.Lock()
         self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = {}
         self._ids = itertools.count()
-        self._local: ThreadPoolExecutor | None = None
-        self._local_db: apsw.Connection | None = None
 
     def start(self) -> None:
         parent, child = _ctx.Pipe()
@@ -90,48 +88,29 @@ class Writer:
                 self._receiver.join(timeout=10)
             self._conn.close()
         self._proc = self._conn = self._receiver = None
-        if self._local is not None:
-            self._local.shutdown(wait=True)
-            self._local = None
-        if self._local_db is not None:
-            self._local_db.close()
-            self._local_db = None
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Run ``fn(conn, *args)`` inside a write transaction; resolves after COMMIT."""
+        """Run ``fn(conn, *args)`` inside a write transaction; resolves after COMMIT.
+
+        ``fn`` and ``args`` are pickled to the writer process: ``fn`` must be a module-level
+        function (or a ``functools.partial`` of one).
+        """
         loop = asyncio.get_running_loop()
-        if "<locals>" in fn.__qualname__ or "<lambda>" in fn.__qualname__:
-            # A closure cannot travel to the child: run it here, on a connection of our
-            # own. SQLite's write lock keeps the two writers in turn.
-            return loop.run_in_executor(self._local_pool(), self._run_local, fn, args)
         fut: asyncio.Future[T] = loop.create_future()
         if self._conn is None or self._proc is None or not self._proc.is_alive():
             fut.set_exception(StorageUnavailable("the SQLite writer process is not running"))
             return fut
         job_id = next(self._ids)
+        # Pickled before taking the lock, so concurrent submitters only queue for the write.
+        message = bytes(ForkingPickler.dumps((job_id, fn, args)))
         self._pending[job_id] = (fut, loop)
         try:
             with self._send_lock:
-                self._conn.send((job_id, fn, args))
+                self._conn.send_bytes(message)
         except OSError:
             self._pending.pop(job_id, None)
             fut.set_exception(StorageUnavailable("the SQLite writer process is not running"))
         return fut
-
-    def _local_pool(self) -> ThreadPoolExecutor:
-        if self._local is None:
-            self._local = ThreadPoolExecutor(1, thread_name_prefix="rqs-sqlite-local-writer")
-        return self._local
-
-    def _run_local(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        from rqs.storage.sqlite.connection import connect
-
-        if self._local_db is None:
-            self._local_db = connect(self._path, self._synchronous)
-        outcome = _transaction(self._local_db, [(0, fn, args)])[0]
-        if not outcome[1]:
-            raise outcome[2]
-        return outcome[2]  # type: ignore[no-any-return]
 
     def _receive(self, conn: Connection) -> None:
         while True:
