@@ -10,6 +10,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -34,8 +35,6 @@ class FakeClock:
     """A clock tests move by hand."""
 
     def __init__(self, start: float | None = None) -> None:
-        import time
-
         self.now = time.time() if start is None else start
 
     def __call__(self) -> float:
@@ -94,10 +93,13 @@ def bootstrap_admin(settings: Settings) -> keys.NewKey:
 
 
 @contextmanager
-def running_server(settings: Settings, clock: FakeClock | None = None) -> Iterator[Server]:
+def running_server(
+    settings: Settings, clock: FakeClock | None = None, *, live: bool = False
+) -> Iterator[Server]:
+    """``live``: background loops on and the real clock, as ``rqs serve`` runs it."""
     clock = clock or FakeClock()
     admin = bootstrap_admin(settings)
-    app = create_app(settings, clock=clock, background=False)
+    app = create_app(settings, clock=time.time if live else clock, background=live)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))

@@ -9,27 +9,22 @@ schedules are crossed by moving the clock, never by sleeping. The retry schedule
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from rqs.service.delivery import DeliveryWorker, RunStats
 from rqs.service.delivery_options import options_from
 from rqs.settings import Settings
 from rqs.storage import open_storage
 from rqs.storage.base import Storage
-from rqs.web.app import create_app
 from tests.delivery.receiver import Receiver
-from tests.support import FakeClock, Server, bootstrap_admin, running_server
+from tests.support import FakeClock, Server, running_server
 
 SCHEDULE = (1, 2, 5)
 
@@ -177,26 +172,6 @@ async def env(server: Server, receiver: Receiver) -> AsyncIterator[Env]:
             await e.own_storage.close()
 
 
-@contextmanager
-def live_server(settings: Settings) -> Iterator[Server]:
+def live_server(settings: Settings) -> AbstractContextManager[Server]:
     """rqs with its background loops on and the real clock, as ``rqs serve`` runs it."""
-    clock = FakeClock()
-    admin = bootstrap_admin(settings)
-    app = create_app(settings, clock=time.time, background=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    config = uvicorn.Config(app, loop="asyncio", http="httptools", log_level="warning",
-                            lifespan="on", timeout_graceful_shutdown=5)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    srv = Server(f"http://127.0.0.1:{sock.getsockname()[1]}", settings, admin, clock, app)
-    try:
-        yield srv
-    finally:
-        for c in srv._clients:
-            c.close()
-        server.should_exit = True
-        thread.join(timeout=30)
-        sock.close()
+    return running_server(settings, live=True)

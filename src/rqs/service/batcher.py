@@ -25,8 +25,12 @@ class Batch:
 
     @property
     def body(self) -> bytes:
-        # The stored payloads byte for byte, as ingested: never decoded, never re-encoded.
-        return b"[" + b",".join(e.payload for e in self.events) + b"]"
+        return batch_body(self.events)
+
+
+def batch_body(events: list[StoredEvent]) -> bytes:
+    """The stored payloads byte for byte, as ingested: never decoded, never re-encoded."""
+    return b"[" + b",".join(e.payload for e in events) + b"]"
 
 
 MIN_SCAN = 512  # events read per scan at least

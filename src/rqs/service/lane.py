@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from rqs.adapters.webhook_sender import SendResult
 from rqs.domain import delivery as d
 from rqs.domain.events import format_time
-from rqs.service.batcher import Batch, Batcher, rebuild
+from rqs.service.batcher import Batch, Batcher, batch_body, rebuild
 from rqs.storage.delivery_base import AttemptRecord, Lane, NewDelivery, Recorded
 
 if TYPE_CHECKING:
@@ -39,18 +39,22 @@ def basic_auth(cb: d.Callback) -> str | None:
     return "Basic " + base64.b64encode(raw).decode()
 
 
-def webhook_headers(cb: d.Callback, msg_id: str, body: bytes, now_us: int,
-                    timestamp: int) -> dict[str, str]:
+def signed_headers(secrets: Sequence[str], auth: str | None, msg_id: str, body: bytes,
+                   timestamp: int) -> dict[str, str]:
     headers = {
         "Content-Type": "application/json",
         "webhook-id": msg_id,
         "webhook-timestamp": str(timestamp),
-        "webhook-signature": d.sign(cb.signing_secrets(now_us), msg_id, timestamp, body),
+        "webhook-signature": d.sign(secrets, msg_id, timestamp, body),
     }
-    auth = basic_auth(cb)
     if auth is not None:
         headers["Authorization"] = auth
     return headers
+
+
+def webhook_headers(cb: d.Callback, msg_id: str, body: bytes, now_us: int,
+                    timestamp: int) -> dict[str, str]:
+    return signed_headers(cb.signing_secrets(now_us), basic_auth(cb), msg_id, body, timestamp)
 
 
 @dataclass(slots=True)
@@ -207,7 +211,7 @@ class LaneRun:
         events = await rebuild(self.w.storage, self.lane, batch)
         # Empty only if retention removed the events meanwhile; the receiver gets "[]" once
         # and the lane moves on, rather than stalling on a batch that cannot be rebuilt.
-        return b"[" + b",".join(e.payload for e in events) + b"]", False
+        return batch_body(events), False
 
     async def _attempt(self, batch: d.Delivery,
                        body: bytes) -> tuple[d.Decision, SendResult, int]:
@@ -234,12 +238,7 @@ class LaneRun:
         return decision, result, at
 
     def _headers(self, msg_id: str, body: bytes, timestamp: int) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "webhook-id": msg_id,
-                   "webhook-timestamp": str(timestamp),
-                   "webhook-signature": d.sign(self.secrets, msg_id, timestamp, body)}
-        if self.auth is not None:
-            headers["Authorization"] = self.auth
-        return headers
+        return signed_headers(self.secrets, self.auth, msg_id, body, timestamp)
 
     def _record(self, head: Opened, decision: d.Decision, result: SendResult, at: int, *,
                 position: int | None = None, lease_until: int | None = None,

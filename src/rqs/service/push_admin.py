@@ -25,6 +25,7 @@ from rqs.storage.delivery_base import DeliveryStore, delivery_store_for
 
 ROTATION_GRACE = 86_400.0  # a rotated-out secret keeps signing for a day (as Svix)
 E = TypeVar("E", d.CallbackStatus, d.SubscriptionStatus)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +118,7 @@ class PushAdmin:
 
     async def callback(self, who: Principal, name: str) -> d.Callback:
         who.require("read")
-        found = await self.store.get_callback(who.domain, name)
-        if found is None:
-            raise NotFound(f"no callback [{name}]")
-        return found
+        return _found(await self.store.get_callback(who.domain, name), f"callback [{name}]")
 
     async def _checked_urls(self, url: str | None, backup: str | None) -> None:
         allow = self.worker.options.allow_private
@@ -172,9 +170,10 @@ class PushAdmin:
         return new
 
     def _rotated(self, cb: d.Callback, secret: str) -> d.Callback:
-        until = self.now() + int(ROTATION_GRACE * 1_000_000)
+        now = self.now()
+        until = now + int(ROTATION_GRACE * 1_000_000)
         kept = tuple(s if s.expires_at is not None else d.Secret(s.value, until)
-                     for s in cb.secrets if s.expires_at is None or s.expires_at > self.now())
+                     for s in cb.secrets if s.expires_at is None or s.expires_at > now)
         return replace(cb, secrets=(d.Secret(secret), *kept))
 
     async def rotate_secret(self, who: Principal, name: str, secret: str | None) -> d.Callback:
@@ -208,10 +207,8 @@ class PushAdmin:
 
     async def subscription(self, who: Principal, name: str) -> d.Subscription:
         who.require("read")
-        found = await self.store.get_subscription(who.domain, name)
-        if found is None:
-            raise NotFound(f"no subscription [{name}]")
-        return found
+        return _found(await self.store.get_subscription(who.domain, name),
+                      f"subscription [{name}]")
 
     async def create_subscription(self, who: Principal, spec: SubscriptionSpec) -> d.Subscription:
         who.require("admin")
@@ -293,10 +290,7 @@ class PushAdmin:
 
     async def replay(self, who: Principal, replay_id: int) -> d.Replay:
         who.require("read")
-        found = await self.store.get_replay(who.domain, replay_id)
-        if found is None:
-            raise NotFound(f"no replay {replay_id}")
-        return found
+        return _found(await self.store.get_replay(who.domain, replay_id), f"replay {replay_id}")
 
     async def cancel_replay(self, who: Principal, replay_id: int) -> None:
         who.require("admin")
@@ -305,10 +299,8 @@ class PushAdmin:
 
     async def delivery(self, who: Principal, delivery_id: int) -> d.Delivery:
         who.require("read")
-        found = await self.store.get_delivery(who.domain, delivery_id)
-        if found is None:
-            raise NotFound(f"no delivery {delivery_id}")
-        return found
+        return _found(await self.store.get_delivery(who.domain, delivery_id),
+                      f"delivery {delivery_id}")
 
     async def redrive(self, who: Principal, delivery_id: int) -> d.Replay:
         """Send a dead letter's events again, as a one-batch replay."""
@@ -321,6 +313,12 @@ class PushAdmin:
             raise NotFound("the subscription of this dead letter was deleted")
         return await self.create_replay(who, subs[0].name, from_index=dead.after_index + 1,
                                         through_index=dead.last_index)
+
+
+def _found(value: T | None, what: str) -> T:
+    if value is None:
+        raise NotFound(f"no {what}")
+    return value
 
 
 def _name(name: str) -> str:

@@ -61,6 +61,12 @@ def subscription_values(s: Subscription) -> Row:
             s.created_at, s.updated_at)
 
 
+def subscription_update_values(s: Subscription) -> Row:
+    """The SET values of a subscription update, then its key (domain, name)."""
+    return (s.callback, json.dumps(list(s.event_types)), encode_filters(s.filters),
+            s.status.value, s.status_reason, s.updated_at, s.domain, s.name)
+
+
 def subscription_of(r: Row) -> Subscription:
     return Subscription(r[1], r[2], r[3], tuple(json.loads(r[4])), decode_filters(r[5]),
                         SubscriptionStatus(r[6]), r[7], r[8], r[0], r[9], r[10])
@@ -71,6 +77,12 @@ def delivery_of(r: Row) -> Delivery:
                     DeliveryState(r[10]), r[11], r[12], r[13], r[14], r[15], r[16])
 
 
+def replay_values(r: Replay) -> Row:
+    """Columns 2.. of REPLAY_COLUMNS (everything but the id)."""
+    return (r.domain, r.subscription_id, r.after_index, r.through_index, r.since, r.until,
+            r.position, r.state.value, r.delivered, r.created_at, r.updated_at)
+
+
 def replay_of(r: Row) -> Replay:
     return Replay(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], ReplayState(r[8]), r[9],
                   r[10], r[11])
@@ -78,3 +90,24 @@ def replay_of(r: Row) -> Replay:
 
 def attempt_of(r: Row) -> Attempt:
     return Attempt(r[0], r[1], r[2], r[3], float(r[4]), r[5], r[6], r[7])
+
+
+def list_deliveries_query(
+    mark: str, domain: str, subscription_id: int | None, state: DeliveryState | None,
+    before_id: int | None, limit: int,
+) -> tuple[str, Row]:
+    """A filtered, newest-first page of deliveries; ``mark`` is the driver's placeholder."""
+    where = [f"domain = {mark}"]
+    params: list[Any] = [domain]
+    if subscription_id is not None:
+        where.append(f"subscription_id = {mark}")
+        params.append(subscription_id)
+    if state is not None:
+        where.append(f"state = {mark}")
+        params.append(state.value)
+    if before_id is not None:
+        where.append(f"id < {mark}")
+        params.append(before_id)
+    sql = (f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} "
+           f"ORDER BY id DESC LIMIT {mark}")
+    return sql, (*params, limit)

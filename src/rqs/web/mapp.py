@@ -275,18 +275,20 @@ async def poll_by_type(request: Request, q: ResponseQueue, who: Principal, fmt: 
                        ) -> Response:
     p = request.query_params
     name, selector = _poll_type(p)
-    limit = _limit(q, p)
-    conn = _Connection()
-    body = _cursor_body(q, who, _type_cursor(name), selector, limit, renderer(fmt), conn)
-    return await _stream(body, conn, fmt, {})
+    return await _cursor_poll(q, who, p, _type_cursor(name), selector, fmt)
 
 
 async def poll(request: Request, q: ResponseQueue, who: Principal, fmt: Format) -> Response:
     p = request.query_params
     name, selector = await _topic(q, who, p)
+    return await _cursor_poll(q, who, p, _topic_cursor(name), selector, fmt)
+
+
+async def _cursor_poll(q: ResponseQueue, who: Principal, p: QueryParams, cursor: str,
+                       selector: Selector, fmt: Format) -> Response:
     limit = _limit(q, p)
     conn = _Connection()
-    body = _cursor_body(q, who, _topic_cursor(name), selector, limit, renderer(fmt), conn)
+    body = _cursor_body(q, who, cursor, selector, limit, renderer(fmt), conn)
     return await _stream(body, conn, fmt, {})
 
 

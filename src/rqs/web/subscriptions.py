@@ -46,6 +46,10 @@ def _decode(body: bytes, cls: type[T]) -> T:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
 
 
+async def _body(request: Request, cls: type[T]) -> T:
+    return _decode(await read_body(request, 1 << 20), cls)
+
+
 def push_of(request: Request) -> PushAdmin:
     push: PushAdmin = request.app.state.push
     return push
@@ -84,7 +88,7 @@ async def list_callbacks(request: Request) -> Response:
 
 @endpoint
 async def create_callback(request: Request) -> Response:
-    body = _decode(await read_body(request, 1 << 20), CallbackIn)
+    body = await _body(request, CallbackIn)
     cb = await push_of(request).create_callback(await who(request), callback_spec(body))
     return json_response(callback_json(cb, secret=True), status=201)
 
@@ -97,7 +101,7 @@ async def get_callback(request: Request) -> Response:
 
 @endpoint
 async def update_callback(request: Request) -> Response:
-    body = _decode(await read_body(request, 1 << 20), CallbackIn)
+    body = await _body(request, CallbackIn)
     spec = callback_spec(body, request.path_params["name"])
     cb = await push_of(request).update_callback(await who(request), spec)
     return json_response(callback_json(cb, secret=spec.signing_secret is not None))
@@ -149,7 +153,7 @@ async def list_subscriptions(request: Request) -> Response:
 
 @endpoint
 async def create_subscription(request: Request) -> Response:
-    body = _decode(await read_body(request, 1 << 20), SubscriptionIn)
+    body = await _body(request, SubscriptionIn)
     sub = await push_of(request).create_subscription(await who(request), subscription_spec(body))
     return json_response(subscription_json(sub), status=201)
 
@@ -162,7 +166,7 @@ async def get_subscription(request: Request) -> Response:
 
 @endpoint
 async def update_subscription(request: Request) -> Response:
-    body = _decode(await read_body(request, 1 << 20), SubscriptionIn)
+    body = await _body(request, SubscriptionIn)
     spec = subscription_spec(body, request.path_params["name"])
     sub = await push_of(request).update_subscription(await who(request), spec)
     return json_response(subscription_json(sub))
@@ -218,10 +222,10 @@ async def _deliveries(request: Request, push: PushAdmin, caller: Principal,
         except ValueError:
             raise InvalidRequest("state is pending, succeeded or dead", parameter="state") \
                 from None
-    limit = int_param(p, "limit", minimum=1) or 100
+    limit = min(int_param(p, "limit", minimum=1) or 100, MAX_LIST)
     found = await push.store.list_deliveries(
         caller.domain, subscription_id=sub_id, state=state,
-        before_id=int_param(p, "before", minimum=1), limit=min(limit, MAX_LIST))
+        before_id=int_param(p, "before", minimum=1), limit=limit)
     return json_response({"deliveries": [delivery_json(x) for x in found],
                           "next_before": found[-1].id if len(found) == limit else None})
 

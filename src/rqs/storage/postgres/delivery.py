@@ -10,9 +10,9 @@ attempts log. Connections come from the event store's pool.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
@@ -37,7 +37,6 @@ from rqs.storage.delivery_base import (
     LeaseLost,
     NewDelivery,
     Recorded,
-    encode_filters,
 )
 from rqs.storage.postgres import delivery_sql as q
 from rqs.storage.postgres.connection import Conn
@@ -107,9 +106,7 @@ class PostgresDeliveryStore:
                 new_id = int((await cur.fetchone() or (0,))[0])
         except psycopg.errors.UniqueViolation:
             raise Conflict(f"subscription {sub.name!r} exists") from None
-        return Subscription(sub.domain, sub.name, sub.callback, sub.event_types, sub.filters,
-                            sub.status, sub.status_reason, sub.position, new_id,
-                            sub.created_at, sub.updated_at)
+        return replace(sub, id=new_id)
 
     async def get_subscription(self, domain: str, name: str) -> Subscription | None:
         found = await self._one(q.GET_SUBSCRIPTION, (domain, name))
@@ -125,8 +122,7 @@ class PostgresDeliveryStore:
         return [rows.subscription_of(r) for r in found]
 
     async def update_subscription(self, sub: Subscription) -> None:
-        params = (sub.callback, json.dumps(list(sub.event_types)), encode_filters(sub.filters),
-                  sub.status.value, sub.status_reason, sub.updated_at, sub.domain, sub.name)
+        params = rows.subscription_update_values(sub)
         async with self._tx() as conn:
             if (await conn.execute(q.UPDATE_SUBSCRIPTION, params)).rowcount == 0:
                 raise NotFound(f"no subscription {sub.name!r}")
@@ -221,20 +217,9 @@ class PostgresDeliveryStore:
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        where = ["domain = %s"]
-        params: list[Any] = [domain]
-        if subscription_id is not None:
-            where.append("subscription_id = %s")
-            params.append(subscription_id)
-        if state is not None:
-            where.append("state = %s")
-            params.append(state.value)
-        if before_id is not None:
-            where.append("id < %s")
-            params.append(before_id)
-        sql = (f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} "
-               "ORDER BY id DESC LIMIT %s")
-        return [rows.delivery_of(r) for r in await self._all(sql, (*params, limit))]
+        sql, params = rows.list_deliveries_query("%s", domain, subscription_id, state,
+                                                 before_id, limit)
+        return [rows.delivery_of(r) for r in await self._all(sql, params)]
 
     async def list_attempts(self, domain: str, delivery_id: int) -> list[Attempt]:
         return [rows.attempt_of(r)
@@ -243,15 +228,10 @@ class PostgresDeliveryStore:
     # --- replays -----------------------------------------------------------------------
 
     async def create_replay(self, replay: Replay) -> Replay:
-        r = replay
-        params = (r.domain, r.subscription_id, r.after_index, r.through_index, r.since, r.until,
-                  r.position, r.state.value, r.delivered, r.created_at, r.updated_at)
         async with self._tx() as conn:
-            new_id = int((await (await conn.execute(q.INSERT_REPLAY, params)).fetchone()
-                          or (0,))[0])
-        return Replay(new_id, r.domain, r.subscription_id, r.after_index, r.through_index,
-                      r.since, r.until, r.position, r.state, r.delivered, r.created_at,
-                      r.updated_at)
+            cur = await conn.execute(q.INSERT_REPLAY, rows.replay_values(replay))
+            new_id = int((await cur.fetchone() or (0,))[0])
+        return replace(replay, id=new_id)
 
     async def get_replay(self, domain: str, replay_id: int) -> Replay | None:
         found = await self._one(q.GET_REPLAY, (domain, replay_id))

@@ -58,15 +58,12 @@ class Batch:
         tails: list[bytes] = []
         keys: list[tuple[str, str]] = []
         ext_ids: list[str | None] = []
-        first_of: list[int] = []
-        seen: dict[str, int] = {}
-        for pos, e in enumerate(events):
+        for e in events:
             ext_id = None if e.ext_id is None else binary_copy.clean(e.ext_id)
             tails.append(binary_copy.event_tail(e, ext_id))
             keys.append((binary_copy.clean(e.type), binary_copy.clean(e.channel)))
             ext_ids.append(ext_id)
-            first_of.append(pos if ext_id is None else seen.setdefault(ext_id, pos))
-        return cls(tails, keys, ext_ids, first_of, list(seen))
+        return cls(tails, keys, ext_ids, *_first_occurrences(ext_ids))
 
     @classmethod
     def join(cls, batches: Sequence[Batch]) -> Batch:
@@ -74,12 +71,18 @@ class Batch:
         if len(batches) == 1:
             return batches[0]
         ext_ids = [x for b in batches for x in b.ext_ids]
-        first_of: list[int] = []
-        seen: dict[str, int] = {}
-        for pos, ext_id in enumerate(ext_ids):
-            first_of.append(pos if ext_id is None else seen.setdefault(ext_id, pos))
         return cls([t for b in batches for t in b.tails], [k for b in batches for k in b.keys],
-                   ext_ids, first_of, list(seen))
+                   ext_ids, *_first_occurrences(ext_ids))
+
+
+def _first_occurrences(ext_ids: list[str | None]) -> tuple[list[int], list[str]]:
+    """Per event, the position of the first event with its ext_id (its own without one);
+    and the distinct ext_ids, in order of first occurrence."""
+    first_of: list[int] = []
+    seen: dict[str, int] = {}
+    for pos, ext_id in enumerate(ext_ids):
+        first_of.append(pos if ext_id is None else seen.setdefault(ext_id, pos))
+    return first_of, list(seen)
 
 
 @dataclass(frozen=True, slots=True)

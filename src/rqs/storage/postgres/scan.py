@@ -99,6 +99,14 @@ class Reader:
         self.pos = p.lo  # last index returned
         self.t0 = p.t0  # received_at of the last row returned
         self.streams = [_Stream(t, p.lo) for t in p.types] if p.types is not None else None
+        # Each page runs the same statement: formatted and encoded once per scan.
+        if self.streams is None:
+            template = q.SCAN_RANGE
+        elif len(self.streams) == 1:
+            template = q.SCAN_ONE_TYPE
+        else:
+            template = q.SCAN_TYPES
+        self.sql = template.format(filters=p.filters).encode()
 
     def _params(self, **more: Any) -> dict[str, Any]:
         p = self.plan
@@ -109,12 +117,10 @@ class Reader:
         p = self.plan
         if self.streams is None or len(self.streams) == 1:
             if self.streams is None:
-                sql = q.SCAN_RANGE.format(filters=p.filters)
                 params = self._params(after=self.pos, n=n)
             else:
-                sql = q.SCAN_ONE_TYPE.format(filters=p.filters)
                 params = self._params(after=self.pos, n=n, type=self.streams[0].type)
-            rows = await (await conn.execute(sql.encode(), params)).fetchall()
+            rows = await (await conn.execute(self.sql, params)).fetchall()
             if rows:
                 self.pos, self.t0 = rows[-1][0], rows[-1][3]
             return [event(p.domain, r) for r in rows]
@@ -149,11 +155,10 @@ class Reader:
     async def _refill(self, conn: Conn, needy: list[_Stream], page: int) -> None:
         if not needy:
             return
-        sql = q.SCAN_TYPES.format(filters=self.plan.filters)
         params = self._params(types=[s.type for s in needy], positions=[s.pos for s in needy],
                               n=page)
         by_type: dict[str, list[tuple[Any, ...]]] = {s.type: [] for s in needy}
-        for r in await (await conn.execute(sql.encode(), params)).fetchall():
+        for r in await (await conn.execute(self.sql, params)).fetchall():
             by_type[r[1]].append(r)
         for s in needy:
             rows = sorted(by_type[s.type])  # the lateral join keeps each type's order; be sure

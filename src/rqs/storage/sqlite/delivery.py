@@ -8,8 +8,8 @@ process (``rqs worker`` next to ``rqs serve``) could not take a lane either.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import apsw
@@ -29,7 +29,6 @@ from rqs.storage.delivery_base import (
     LaneKey,
     NewDelivery,
     Recorded,
-    encode_filters,
 )
 from rqs.storage.sqlite import delivery_jobs as jobs
 from rqs.storage.sqlite import delivery_sql as q
@@ -74,9 +73,7 @@ class SqliteDeliveryStore:
     async def create_subscription(self, sub: Subscription) -> Subscription:
         new_id = await self._writer.submit(jobs.create_subscription,
                                            rows.subscription_values(sub))
-        return Subscription(sub.domain, sub.name, sub.callback, sub.event_types, sub.filters,
-                            sub.status, sub.status_reason, sub.position, new_id,
-                            sub.created_at, sub.updated_at)
+        return replace(sub, id=new_id)
 
     async def get_subscription(self, domain: str, name: str) -> Subscription | None:
         found = await self._r(lambda c: c.execute(q.GET_SUBSCRIPTION, (domain, name)).fetchone())
@@ -95,9 +92,7 @@ class SqliteDeliveryStore:
         return await self._r(run)
 
     async def update_subscription(self, sub: Subscription) -> None:
-        params = (sub.callback, json.dumps(list(sub.event_types)), encode_filters(sub.filters),
-                  sub.status.value, sub.status_reason, sub.updated_at, sub.domain, sub.name)
-        await self._writer.submit(jobs.update_subscription, params)
+        await self._writer.submit(jobs.update_subscription, rows.subscription_update_values(sub))
 
     async def delete_subscription(self, domain: str, name: str) -> bool:
         return await self._writer.submit(jobs.delete_subscription, domain, name)
@@ -162,19 +157,9 @@ class SqliteDeliveryStore:
         before_id: int | None = None,
         limit: int = 100,
     ) -> list[Delivery]:
-        where = ["domain = ?"]
-        params: list[Any] = [domain]
-        for column, value in (("subscription_id", subscription_id), ("state", state)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(str(value) if column == "state" else value)
-        if before_id is not None:
-            where.append("id < ?")
-            params.append(before_id)
-        sql = (f"SELECT {rows.DELIVERY_COLUMNS} FROM deliveries WHERE {' AND '.join(where)} "
-               "ORDER BY id DESC LIMIT ?")
-        return await self._r(
-            lambda c: [rows.delivery_of(r) for r in c.execute(sql, (*params, limit))])
+        sql, params = rows.list_deliveries_query("?", domain, subscription_id, state, before_id,
+                                                 limit)
+        return await self._r(lambda c: [rows.delivery_of(r) for r in c.execute(sql, params)])
 
     async def list_attempts(self, domain: str, delivery_id: int) -> list[Attempt]:
         return await self._r(lambda c: [
@@ -183,13 +168,9 @@ class SqliteDeliveryStore:
     # --- replays -----------------------------------------------------------------------
 
     async def create_replay(self, replay: Replay) -> Replay:
-        r = replay
-        params = (r.domain, r.subscription_id, r.after_index, r.through_index, r.since, r.until,
-                  r.position, r.state.value, r.delivered, r.created_at, r.updated_at)
-        new_id = await self._writer.submit(jobs.returned_id, q.INSERT_REPLAY, params)
-        return Replay(new_id, r.domain, r.subscription_id, r.after_index, r.through_index,
-                      r.since, r.until, r.position, r.state, r.delivered, r.created_at,
-                      r.updated_at)
+        new_id = await self._writer.submit(jobs.returned_id, q.INSERT_REPLAY,
+                                           rows.replay_values(replay))
+        return replace(replay, id=new_id)
 
     async def get_replay(self, domain: str, replay_id: int) -> Replay | None:
         found = await self._r(lambda c: c.execute(q.GET_REPLAY, (domain, replay_id)).fetchone())
