@@ -1,4 +1,4 @@
-"""The SQLite delivery store: it shares the event store's writer thread and reader pool.
+"""The SQLite delivery store: it shares the event store's writer process and reader pool.
 
 Every write is a job on the single writer (``Writer.submit``), so a claim and the lease
 check of each later write are atomic without any extra locking, and concurrent lanes'
