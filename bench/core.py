@@ -25,7 +25,7 @@ from bench import workload
 from bench.common import descendants, machine, percentile, start_server, tree_kb, write_section
 from rqs.domain.events import parse_batch
 from rqs.storage.sqlite import connection
-from rqs.storage.sqlite import sql as q
+from rqs.storage.sqlite import ingest
 
 POLL_ALL = "/api/rest/v19/async/pollByType?type=allMessages&limit=100000"
 
@@ -58,7 +58,7 @@ def raw_sqlite_rate(bodies: list[bytes], path: Path, synchronous: str) -> float:
     """The same rows inserted straight through apsw: same schema, pragmas, one txn a batch."""
     conn = connection.connect(path, synchronous)
     connection.upgrade(conn)
-    # Rows exactly as the store builds them (store._append): pos, received_at, the event.
+    # Rows exactly as the store writes them (storage.sqlite.ingest): pos, received_at, fields.
     batches = []
     idx = 1
     base = 1 << 40
@@ -67,7 +67,7 @@ def raw_sqlite_rate(bodies: list[bytes], path: Path, synchronous: str) -> float:
         batches.append([(base + idx + i, 1, *msgspec.structs.astuple(e))
                         for i, e in enumerate(events)])
         idx += len(events)
-    sql = q.INSERT_EVENT
+    sql = ingest.insert_sql(1)
     t0 = time.perf_counter()
     for rows in batches:
         conn.execute("BEGIN IMMEDIATE")

@@ -21,10 +21,11 @@ MAX_ID_LENGTH = 200
 MAX_PROBLEMS_LISTED = 1000
 
 
-class NewEvent(msgspec.Struct, gc=False):
+class NewEvent(msgspec.Struct, array_like=True, gc=False):
     """An event accepted by ingest, not yet stored (no index yet).
 
     The SQLite store inserts these fields positionally: keep its column list in step.
+    ``array_like``: it crosses processes as a msgpack array, which is its row's values.
     """
 
     type: str

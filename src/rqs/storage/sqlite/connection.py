@@ -24,6 +24,8 @@ def connect(path: Path, synchronous: str = "FULL", *, readonly: bool = False) ->
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
     conn.execute("PRAGMA foreign_keys = OFF")
+    # Each request's savepoint journals the pages it touches; in memory, not a temp file.
+    conn.execute("PRAGMA temp_store = MEMORY")
     # The writer's large page cache keeps the right edge of the table and its index hot;
     # readers stream through cold pages once, so a small cache (and the OS') is enough.
     conn.execute(f"PRAGMA cache_size = {-16384 if readonly else -131072}")

@@ -9,16 +9,23 @@ DOMAIN_STATE = "SELECT id, next_index, last_received_at, purged_through FROM dom
 DOMAIN_ID = "SELECT id FROM domains WHERE name = ?"
 ALL_DOMAINS = "SELECT id, name, next_index, purged_through FROM domains ORDER BY name"
 
-# Columns after pos and received_at follow rqs.domain.events.NewEvent's field order.
-INSERT_EVENT = """
+# Columns after pos and received_at follow rqs.domain.events.NewEvent's field order; the
+# VALUES rows are generated (rqs.storage.sqlite.ingest.insert_sql).
+INSERT_EVENTS_HEAD = """
 INSERT INTO events (pos, received_at, type, channel, payload, ext_id, occurred_at, campaign_id,
                     campaign_name, riid, customer_id, recipient, message)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+VALUES
 """
-ROWS_PER_INSERT = 100
-INSERT_EVENTS_MULTI = INSERT_EVENT.rstrip() + ",(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" * (
-    ROWS_PER_INSERT - 1
-)
+INSERT_RUN = "INSERT INTO type_runs (type, first_pos, last_pos, offsets) VALUES (?, ?, ?, ?)"
+# A type's runs of one domain: first_pos from the domain's base (index 0) on.
+RUN_AT = """
+SELECT first_pos FROM type_runs WHERE type = ? AND first_pos >= ? AND first_pos <= ?
+ORDER BY first_pos DESC LIMIT 1
+"""
+RUNS_AFTER = """
+SELECT first_pos, last_pos, offsets FROM type_runs
+WHERE type = ? AND first_pos > ? AND first_pos <= ? ORDER BY first_pos LIMIT ?
+"""
 INSERT_EVENT_ID = "INSERT INTO event_ids (domain_id, ext_id, idx) VALUES (?, ?, ?)"
 ADVANCE_DOMAIN = "UPDATE domains SET next_index = ?, last_received_at = ? WHERE id = ?"
 INSERT_COMMIT = (
@@ -51,6 +58,10 @@ PURGE_COUNTS = """
 SELECT type, channel, count(*) FROM events WHERE pos > ? AND pos <= ? GROUP BY type, channel
 """
 PURGE_EVENTS = "DELETE FROM events WHERE pos > ? AND pos <= ?"
+# Runs wholly inside the purged range; one that straddles its end goes with a later step.
+PURGE_RUNS = """
+DELETE FROM type_runs WHERE type = ? AND first_pos > ? AND first_pos <= ? AND last_pos <= ?
+"""
 PURGE_EVENT_IDS = "DELETE FROM event_ids WHERE domain_id = ? AND idx > ? AND idx <= ?"
 PURGE_COMMITS = "DELETE FROM commits WHERE domain_id = ? AND last_index <= ?"
 DROP_COUNT = """

@@ -19,11 +19,11 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import pickle
 import signal
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,8 @@ log = logging.getLogger("rqs.storage.sqlite")
 
 T = TypeVar("T")
 MAX_JOBS_PER_COMMIT = 64
+_OUT_OF_BAND = 64 * 1024
+_STOP = b""  # a job message is never empty: it starts with its count of buffers
 _ctx = multiprocessing.get_context("forkserver")
 _ctx.set_forkserver_preload(["rqs.storage.sqlite.writer", "rqs.storage.sqlite.store"])
 
@@ -82,7 +84,7 @@ class Writer:
     def stop(self) -> None:
         if self._conn is not None and self._proc is not None:
             with self._send_lock, contextlib.suppress(OSError):
-                self._conn.send(None)
+                self._conn.send_bytes(_STOP)
             self._proc.join(timeout=60)
             if self._receiver is not None:
                 self._receiver.join(timeout=10)
@@ -102,11 +104,18 @@ class Writer:
             return fut
         job_id = next(self._ids)
         # Pickled before taking the lock, so concurrent submitters only queue for the write.
-        message = bytes(ForkingPickler.dumps((job_id, fn, args)))
+        # Large bytes arguments (a packed batch) travel out of band, after the pickle,
+        # instead of being copied into it and out again.
+        args = tuple(pickle.PickleBuffer(a) if type(a) is bytes and len(a) > _OUT_OF_BAND
+                     else a for a in args)
+        buffers: list[pickle.PickleBuffer] = []
+        header = pickle.dumps((job_id, fn, args), protocol=5, buffer_callback=buffers.append)
         self._pending[job_id] = (fut, loop)
         try:
             with self._send_lock:
-                self._conn.send_bytes(message)
+                self._conn.send_bytes(bytes((len(buffers),)) + header)
+                for buffer in buffers:
+                    self._conn.send_bytes(buffer.raw())
         except OSError:
             self._pending.pop(job_id, None)
             fut.set_exception(StorageUnavailable("the SQLite writer process is not running"))
@@ -144,7 +153,7 @@ def _serve(path: str, synchronous: str, conn: Connection) -> None:
     try:
         while True:
             try:
-                first = conn.recv()
+                first = _receive_job(conn)
             except EOFError:  # the parent died; everything acknowledged is committed
                 return
             if first is None:
@@ -152,7 +161,7 @@ def _serve(path: str, synchronous: str, conn: Connection) -> None:
             jobs = [first]
             stop = False
             while len(jobs) < MAX_JOBS_PER_COMMIT and conn.poll(0):
-                nxt = conn.recv()
+                nxt = _receive_job(conn)
                 if nxt is None:
                     stop = True
                     break
@@ -163,6 +172,15 @@ def _serve(path: str, synchronous: str, conn: Connection) -> None:
                 return
     finally:
         db.close()
+
+
+def _receive_job(conn: Connection) -> Any:
+    """A job as ``Writer.submit`` sends it: a count of buffers and a pickle, then those."""
+    message = conn.recv_bytes()
+    if message == _STOP:
+        return None
+    buffers = [conn.recv_bytes() for _ in range(message[0])]
+    return pickle.loads(memoryview(message)[1:], buffers=buffers)
 
 
 def _portable(exc: BaseException) -> RqsError:
