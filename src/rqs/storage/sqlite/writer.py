@@ -19,8 +19,11 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
+import os
 import pickle
+import queue
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -36,6 +39,7 @@ log = logging.getLogger("rqs.storage.sqlite")
 T = TypeVar("T")
 MAX_JOBS_PER_COMMIT = 64
 _OUT_OF_BAND = 64 * 1024
+_SOCKET_BUFFER = 4 * 1024 * 1024
 _STOP = b""  # a job message is never empty: it starts with its count of buffers
 _ctx = multiprocessing.get_context("forkserver")
 _ctx.set_forkserver_preload(["rqs.storage.sqlite.writer", "rqs.storage.sqlite.store"])
@@ -58,13 +62,14 @@ class Writer:
         self._synchronous = synchronous
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
-        self._receiver: threading.Thread | None = None
-        self._send_lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._outbox: queue.SimpleQueue[tuple[int, list[Any]] | None] = queue.SimpleQueue()
         self._pending: dict[int, tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]] = {}
         self._ids = itertools.count()
 
     def start(self) -> None:
         parent, child = _ctx.Pipe()
+        _widen(parent)
         proc = _ctx.Process(target=_serve, args=(str(self._path), self._synchronous, child),
                             name="rqs-sqlite-writer", daemon=True)
         proc.start()
@@ -77,19 +82,25 @@ class Writer:
             proc.join()
             raise detail
         self._proc, self._conn = proc, parent
-        self._receiver = threading.Thread(target=self._receive, args=(parent,),
-                                          name="rqs-sqlite-results", daemon=True)
-        self._receiver.start()
+        self._outbox = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._send, args=(parent, self._outbox),
+                             name="rqs-sqlite-jobs", daemon=True),
+            threading.Thread(target=self._receive, args=(parent,),
+                             name="rqs-sqlite-results", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         if self._conn is not None and self._proc is not None:
-            with self._send_lock, contextlib.suppress(OSError):
-                self._conn.send_bytes(_STOP)
+            self._outbox.put(None)  # after every job already submitted
             self._proc.join(timeout=60)
-            if self._receiver is not None:
-                self._receiver.join(timeout=10)
+            for thread in self._threads:
+                thread.join(timeout=10)
             self._conn.close()
-        self._proc = self._conn = self._receiver = None
+        self._proc = self._conn = None
+        self._threads = []
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run ``fn(conn, *args)`` inside a write transaction; resolves after COMMIT.
@@ -103,23 +114,40 @@ class Writer:
             fut.set_exception(StorageUnavailable("the SQLite writer process is not running"))
             return fut
         job_id = next(self._ids)
-        # Pickled before taking the lock, so concurrent submitters only queue for the write.
         # Large bytes arguments (a packed batch) travel out of band, after the pickle,
         # instead of being copied into it and out again.
         args = tuple(pickle.PickleBuffer(a) if type(a) is bytes and len(a) > _OUT_OF_BAND
                      else a for a in args)
-        buffers: list[pickle.PickleBuffer] = []
+        buffers: list[Any] = []
         header = pickle.dumps((job_id, fn, args), protocol=5, buffer_callback=buffers.append)
         self._pending[job_id] = (fut, loop)
-        try:
-            with self._send_lock:
-                self._conn.send_bytes(bytes((len(buffers),)) + header)
-                for buffer in buffers:
-                    self._conn.send_bytes(buffer.raw())
-        except OSError:
-            self._pending.pop(job_id, None)
-            fut.set_exception(StorageUnavailable("the SQLite writer process is not running"))
+        # A thread does the writing: the pipe fills while the writer process is inside a
+        # transaction, and the event loop must go on parsing the next requests meanwhile.
+        self._outbox.put((job_id, [bytes((len(buffers),)) + header, *buffers]))
         return fut
+
+    def _send(self, conn: Connection, outbox: queue.SimpleQueue[tuple[int, list[Any]] | None]
+              ) -> None:
+        broken = False
+        while (item := outbox.get()) is not None:
+            job_id, parts = item
+            if not broken:
+                try:
+                    for part in parts:
+                        conn.send_bytes(part)
+                    continue
+                except OSError:
+                    broken = True
+            self._fail(job_id, StorageUnavailable("the SQLite writer process is not running"))
+        if not broken:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(_STOP)
+
+    def _fail(self, job_id: int, err: RqsError) -> None:
+        found = self._pending.pop(job_id, None)
+        if found is not None:
+            fut, loop = found
+            loop.call_soon_threadsafe(_resolve, fut, False, err)
 
     def _receive(self, conn: Connection) -> None:
         while True:
@@ -131,9 +159,18 @@ class Writer:
             loop.call_soon_threadsafe(_resolve, fut, ok, value)
         # The writer is gone: whatever it had not answered is failed, never left hanging.
         for job_id in list(self._pending):
-            fut, loop = self._pending.pop(job_id)
-            err = StorageUnavailable("the SQLite writer process exited")
-            loop.call_soon_threadsafe(_resolve, fut, False, err)
+            self._fail(job_id, StorageUnavailable("the SQLite writer process exited"))
+
+
+def _widen(conn: Connection) -> None:
+    """Let a few packed batches queue in the socket (the default holds ~200 KiB, less than
+    one batch of 1,000 events), so neither side waits on the other for every 200 KiB.
+    The system caps the size (net.core.wmem_max); asking for more is harmless."""
+    with contextlib.suppress(OSError):
+        sock = socket.socket(fileno=os.dup(conn.fileno()))
+        with sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
 
 
 # --- the child process -----------------------------------------------------------------
@@ -149,6 +186,7 @@ def _serve(path: str, synchronous: str, conn: Connection) -> None:
     except BaseException as exc:
         conn.send(("error", _portable(exc)))
         return
+    _widen(conn)
     conn.send(("ready", None))
     try:
         while True:
