@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
 from itertools import chain
+from operator import attrgetter
 from typing import Any
 
 import apsw
@@ -37,6 +38,7 @@ from rqs.storage.sqlite import sql as q
 FIELDS = len(NewEvent.__struct_fields__)
 ROWS_PER_INSERT = 100
 _LITTLE = sys.byteorder == "little"
+_TYPE, _CHANNEL = attrgetter("type"), attrgetter("channel")
 
 
 class Packed(msgspec.Struct, array_like=True, gc=False):
@@ -61,8 +63,8 @@ _decoder = msgspec.msgpack.Decoder(_Rows)
 
 def pack(events: Sequence[NewEvent]) -> bytes:
     """``events`` as one ``Packed`` blob. Only for batches without sender ids."""
-    types = [e.type for e in events]
-    counts = Counter(zip(types, [e.channel for e in events], strict=True))
+    types = list(map(_TYPE, events))
+    counts = Counter(zip(types, map(_CHANNEL, events), strict=True))
     packed = Packed(events, runs_of(types), [(t, ch, n) for (t, ch), n in counts.items()])
     return _encoder.encode(packed)
 

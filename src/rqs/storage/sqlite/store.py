@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import apsw
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 READ_THREADS = 2
+_EXT_ID = attrgetter("ext_id")
 
 
 def _now() -> int:
@@ -112,7 +114,7 @@ class SqliteStorage:
     async def append(self, domain: str, events: EventSource) -> AppendResult:
         if callable(events):
             return await self._writer.submit(ingest.append_events, domain, events)
-        if any(e.ext_id is not None for e in events):
+        if any(map(_EXT_ID, events)):  # ids are never empty strings
             # Re-sends are found in the writer; the events cross as one msgpack blob.
             packed = functools.partial(unpack_events, pack_events(events))
             return await self._writer.submit(ingest.append_events, domain, packed)
