@@ -309,9 +309,9 @@ class Recorder:
         self.conn = conn
         self.calls: list[tuple[Any, Any]] = []
 
-    async def execute(self, query: Any, params: Any = None) -> Any:
+    async def execute(self, query: Any, params: Any = None, *, binary: bool = False) -> Any:
         self.calls.append((query, params))
-        return await self.conn.execute(query, params)
+        return await self.conn.execute(query, params, binary=binary)
 
 
 async def explain(conn: psycopg.AsyncConnection[Any], query: Any, params: Any) -> dict[str, Any]:

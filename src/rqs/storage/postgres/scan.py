@@ -120,7 +120,7 @@ class Reader:
                 params = self._params(after=self.pos, n=n)
             else:
                 params = self._params(after=self.pos, n=n, type=self.streams[0].type)
-            rows = await (await conn.execute(self.sql, params)).fetchall()
+            rows = await (await conn.execute(self.sql, params, binary=True)).fetchall()
             if rows:
                 self.pos, self.t0 = rows[-1][0], rows[-1][3]
             return [event(p.domain, r) for r in rows]
@@ -158,7 +158,7 @@ class Reader:
         params = self._params(types=[s.type for s in needy], positions=[s.pos for s in needy],
                               n=page)
         by_type: dict[str, list[tuple[Any, ...]]] = {s.type: [] for s in needy}
-        for r in await (await conn.execute(self.sql, params)).fetchall():
+        for r in await (await conn.execute(self.sql, params, binary=True)).fetchall():
             by_type[r[1]].append(r)
         for s in needy:
             rows = sorted(by_type[s.type])  # the lateral join keeps each type's order; be sure
