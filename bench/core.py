@@ -24,8 +24,7 @@ import msgspec
 from bench import workload
 from bench.common import descendants, machine, percentile, start_server, tree_kb, write_section
 from rqs.domain.events import parse_batch
-from rqs.storage.sqlite import connection
-from rqs.storage.sqlite import ingest
+from rqs.storage.sqlite import connection, ingest
 
 POLL_ALL = "/api/rest/v19/async/pollByType?type=allMessages&limit=100000"
 

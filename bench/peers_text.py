@@ -63,97 +63,58 @@ METHOD = """
   `--nats-bin`. Without it the row is reported as not run.
 - **The Mapp-compatible calls** in the notes are for the record, not the comparison:
   `pollByType` answers in Mapp's flattened `{queueId, output: [{name, value}]}` shape (in
-  the run above 44,500 events/s against 114,000 for the native by-type read: the
-  flattening in `web/mapp_render.py` costs ~2.5x), and `pollByRange` has no paging, so one
-  call returns at most `limit=100000` events of the window.
+  the run above 78,500 events/s against 234,000 for the native by-type read: decoding and
+  flattening every payload in `web/mapp_render.py` costs ~3x), and `pollByRange` has no
+  paging, so one call returns at most `limit=100000` events of the window.
 - **CPU** per event: the load generator's CPU time and the server's (from `/proc`, for rqs on
   PostgreSQL including the backends of its database) over each operation.
 
 ### Reading it (figures from the run above)
 
 - **Ingest**: rqs on SQLite acknowledged the most events per second, every one durably:
-  56,500/s, 1.52x Redis without persistence and 2.19x Redis with `appendfsync always`. rqs
-  on PostgreSQL took 31,900/s with one server process (0.86x Redis, 1.24x the durable Redis)
-  and 40,800/s with `--workers 2` (1.10x). But on this machine the peers are limited by
-  their Python clients, not by their servers: nats-py spent 44-54 µs of CPU per event (a
-  message, a reply subject and a future for each), redis-py 27-30 µs (one command packed per
-  event), while the rqs client spends ~1 µs (one ready body per 1,000 events). Per event of
-  *server* CPU Redis is far cheaper than rqs (3.9 µs; 12 µs with the AOF, against 22.5 µs
-  for rqs on SQLite and 35-39 µs for rqs on PostgreSQL with its backends), and JetStream
-  (11-15 µs) is cheaper too. With a compiled client and spare cores both peers would ingest
-  faster than they do here; rqs's lead holds for Python clients on 2 cores, where its batch
-  endpoint lets one request carry 1,000 events.
-- **The price of durability**: Redis with `appendfsync always` fsyncs once per event-loop
-  turn, i.e. once per 1,000-command pipeline (a group commit, like rqs's), so it lost
-  31% in the run above (nothing in an earlier one), not orders of magnitude. JetStream
-  with `sync_interval: always` fsyncs every message: 2,645 events/s, 1/21 of rqs on
-  SQLite. JetStream's default (fsync every 2
-  minutes) can lose acknowledged events on a power loss or kernel crash; Redis without
-  persistence loses all of them on any restart. rqs acknowledges only committed data.
-- **Reads**: rqs on SQLite leads the time-range read (1.18x) and the read after the middle
-  (1.20x), with lower p99s. By type it is **behind**: 114,000 events/s against Redis's
-  183,000 (0.62x; 0.70x of Redis with the AOF), which keeps a stream per type and so reads
-  one contiguous structure. rqs on PostgreSQL reads at 0.32-0.55x of Redis, below NATS on
-  the by-type and tail reads; `--workers 2` does not change a single reader's rate. Why:
-  below.
-- **Memory**: Redis keeps the whole data set in memory (585 MiB for 1,000,000 events); the
-  JetStream servers cached 371-480 MiB; rqs on SQLite peaked at 344 MiB summed over its
+  166,000/s, 2.76x Redis without persistence and 4.11x Redis with `appendfsync always`.
+  rqs on PostgreSQL took 47,700/s with one server process (0.79x Redis, 1.18x the durable
+  Redis) and 54,100/s with `--workers 2` (0.90x; 1.34x durable). On this machine the peers
+  are limited by their Python clients, not by their servers: nats-py spent 31-40 µs of CPU
+  per event (a message, a reply subject and a future for each), redis-py ~17 µs (one
+  command packed per event), while the rqs client spends ~0.6 µs (one ready body per
+  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (2.5 µs, against 9 µs
+  for rqs on SQLite and 21-23 µs for rqs on PostgreSQL with its backends), and JetStream
+  (~10 µs) is on a par with rqs on SQLite. With a compiled client and spare cores both
+  peers would ingest faster than they do here; rqs's lead holds for Python clients on
+  2 cores, where its batch endpoint lets one request carry 1,000 events.
+- **The price of durability**: JetStream with `sync_interval: always` fsyncs every
+  message: 3,900 events/s, 1/43 of rqs on SQLite. Redis with `appendfsync always` fsyncs
+  once per event-loop turn, i.e. once per 1,000-command pipeline (a group commit, like
+  rqs's). JetStream's default (fsync every 2 minutes) can lose acknowledged events on a
+  power loss or kernel crash; Redis without persistence loses all of them on any restart.
+  rqs acknowledges only committed data.
+- **Reads**: rqs on SQLite leads every read: one type 1.15x Redis (234,000 events/s; it
+  was 0.62x before the type index gave way to type runs and a filtered scan for dense
+  types), the time range 1.23x and the read after the middle 1.40x, with lower p99s. rqs
+  on PostgreSQL reads at 0.48-0.75x of Redis (0.55-0.94x of Redis with the AOF), ahead of
+  NATS on the time-range and tail reads, behind it by type.
+- **Memory**: Redis keeps the whole data set in memory (594 MiB for 1,000,000 events); the
+  JetStream servers cached 367-499 MiB; rqs on SQLite peaked at 333 MiB summed over its
   processes (each has its own SQLite page cache); rqs on PostgreSQL's own processes at
-  111 MiB (260 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
-- **Noise**: the machine is shared; an earlier full run at load average 2.7-4.6 gave
-  41,000 events/s for rqs on SQLite (1.56x the best peer), 90,000/s by type (0.91x Redis),
-  157,000/s by time (1.23x) and 160,000/s after the middle (1.12x): the ratios held
-  within 0.3 while absolute rates moved by up to 85% (Redis by type: 99,000 then
-  183,000 events/s).
+  105 MiB (250 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
+- **Noise**: absolute rates on this shared machine move by 20-85% between runs (the first
+  session's run, at load average 2-3, had rqs on SQLite at 56,500 events/s and Redis by
+  type at 183,000/s); compare the ratios of one run.
 
 ### Where rqs is behind, and why (profiles)
 
-`py-spy record --threads` of the server processes (the SQLite writer is a child process of
-the server), 300,000 events, the same operations; plus the SQL alone on that store:
-
-1. **rqs on SQLite, by type** (0.62x Redis): the query in `_TypeStream.head`
-   (src/rqs/storage/sqlite/store.py) walks the `events_by_type` index and looks every row
-   up in the table by rowid. Timed alone (apsw, 300,000-event store, 10,000 rows a call):
-   **32.2 ms** by type through the index, against 11.8 ms for the plain rowid range of the
-   after-the-middle read, 15.4 ms for the same rowid range scanned with `type = ?` as a
-   filter (`NOT INDEXED`, reading ~3x the rows but in order), and 2.4 ms for the index
-   alone (positions only). A dense type like EMAIL_CLICKED (a third of the rows) is read
-   twice as fast by scanning and filtering; `type_counts` gives the density to choose the
-   plan per query. The rest of a by-type page (79 ms p50 over HTTP) is the same
-   row-to-JSON work as every read (`_row` -> `StoredEvent` -> `render.to_out` ->
-   `EventOut` -> msgspec, ~4 µs per event); building `EventOut` straight from the row would
-   skip one object per event.
-2. **rqs on PostgreSQL, reads** (0.32-0.55x Redis): one process fetches the rows through
-   psycopg (a Python tuple per row: `AsyncCursor.fetchall` ~15% of its samples, the result
-   wait in `_maybe_prepare_gen` ~14%), turns them into `StoredEvent`s (`scan.event`) and
-   encodes the JSON page (`render.json_page` ~16%, `to_out`, `derived_id`), all on the event
-   loop thread. SQLite does the same work on two reader threads and reaches 2.2x the rate.
-   Letting PostgreSQL render each event's JSON in the query (so Python forwards bytes), or
-   fetching the next page on a second connection while the current one is encoded in a
-   thread, would remove most of it.
-3. **rqs on PostgreSQL, ingest** (0.86x Redis with one process): the server process is the
-   bottleneck, ~80% of a core in Python: `binary_copy._text`
-   (src/rqs/storage/postgres/binary_copy.py, called ~10 times per event to encode one text
-   column: `str.encode`, the NUL check, `_LEN.pack(...) + data`) is **~29%** of its
-   samples, `event_tail` another ~6%, and parsing the body (`domain/events.py`:
-   `split_body`, then `_fast_responsys`, which decodes the same JSON a second time) ~14%.
-   Encoding an event's columns in one step (one `struct.pack` with all lengths, or
-   psycopg's C dumpers through `copy.write_row`) and one JSON pass would cut most of that;
-   `--workers 2` already brings it to 1.10x.
-4. **rqs on SQLite, the ingest ceiling** (41,000-58,000 events/s): the writer process is
-   ~90% busy. Profiled on the code of commit 1d52008 (bodies parsed in the HTTP process,
-   handed to the writer as one msgpack blob; the peer run above used it too), the writer's
-   samples are: the multi-row `INSERT` (`_insert_rows`, store.py) **~47%**, `COMMIT`
-   **~21%**, the pipe from the HTTP process (`Connection.recv`, unpickling) ~11%,
-   `unpack_events` ~6%, building the row tuples ~4% and the `Counter` of types ~2%. SQLite
-   itself is not the limit: the same rows through the same schema and `_insert_rows`, a
-   commit per 1,000 rows, synchronous=FULL, in one process, ran at **125,000-138,000
-   rows/s**, and neither dropping `events_by_type`, nor `wal_autocheckpoint=0`, nor
-   synchronous=NORMAL changed that beyond noise (fdatasync takes ~0.3 ms on this disk). So
-   durability and the type index cost little; what costs is SQLite's work sharing 2 cores
-   with the HTTP process (parse, ~50% of a core) and the load generator, plus the writer's
-   own Python (IPC, unpacking, tuples: ~20%). Sending the writer rows ready for
-   `executemany` (msgpack of tuples in column order, the type counts computed by the
-   sender) would remove most of that fifth. An earlier profile, before 1d52008, had the
-   JSON parse in the writer at ~17% of its samples; that change was right.
+1. **rqs on PostgreSQL, reads** (0.48-0.75x Redis): one process fetches the rows through
+   psycopg (`AsyncCursor.fetchall` ~16% of its samples, after the switch to binary
+   fetches), turns them into `StoredEvent`s and encodes the JSON page (`render.json_page`
+   ~24%), all on the event loop thread; PostgreSQL itself walks the (domain, type, idx)
+   index and fetches scattered heap rows. A 10,000-event page by type costs ~6-9 µs per
+   event against ~3 µs on SQLite. Rendering each event's JSON in the query (so Python only
+   forwards bytes) is the next step.
+2. **rqs on PostgreSQL, ingest** (0.79-0.90x Redis, ahead of the durable Redis): each
+   append holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the
+   index gapless in commit order, so appends to one domain are serial even across
+   processes; the raw `COPY` of the same rows without any lock runs at ~99,000 rows/s
+   here, the ceiling for this design on this machine. The server process spends ~3 µs per
+   event encoding the binary COPY rows and ~1.5 µs parsing.
 """

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 
 import pytest
+
 from rqs.domain import catalog
 from rqs.domain.events import NewEvent
 from rqs.domain.selectors import Selector
