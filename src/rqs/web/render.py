@@ -40,15 +40,20 @@ class TimeCache:
 
 
 def to_out(events: list[StoredEvent], times: TimeCache) -> list[EventOut]:
+    if not events:
+        return []
+    # One page is one domain: the derived id's prefix is built once (see derived_id).
+    prefix = derived_id(events[0].domain, 0)[:-1]
+    raw = msgspec.Raw
     return [
         EventOut(
             e.index,
-            e.ext_id if e.ext_id is not None else derived_id(e.domain, e.index),
+            e.ext_id if e.ext_id is not None else f"{prefix}{e.index}",
             e.type,
             e.channel,
             times(e.received_at),
             format_time(e.occurred_at) if e.occurred_at is not None else None,
-            msgspec.Raw(e.payload),
+            raw(e.payload),
         )
         for e in events
     ]

@@ -78,7 +78,8 @@ async def plan(conn: Conn, domain: str, query: EventQuery) -> Plan | None:
 
 
 def event(domain: str, r: tuple[Any, ...]) -> StoredEvent:
-    return StoredEvent(domain, r[0], r[1], r[2], r[3], r[4], r[5], r[6])
+    # EVENT_COLUMNS are StoredEvent's fields after the domain, in order.
+    return StoredEvent(domain, *r)
 
 
 @dataclass(slots=True)
@@ -123,7 +124,8 @@ class Reader:
             rows = await (await conn.execute(self.sql, params, binary=True)).fetchall()
             if rows:
                 self.pos, self.t0 = rows[-1][0], rows[-1][3]
-            return [event(p.domain, r) for r in rows]
+            domain = p.domain
+            return [StoredEvent(domain, *r) for r in rows]  # event(), inlined: per row
         return await self._merge(conn, n)
 
     async def _merge(self, conn: Conn, n: int) -> list[StoredEvent]:
