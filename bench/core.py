@@ -114,13 +114,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=400_000, help="events per batch size")
     ap.add_argument("--batch", default="1000,10000", help="batch sizes, comma-separated")
-    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--clients", default="4,8",
+                    help="concurrent ingest clients, comma-separated: a run for each")
     ap.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
     ap.add_argument("--postgres", action="store_true",
                     help="run rqs on PostgreSQL (a scratch database; RQS_BENCH_PG admin URL)")
     ap.add_argument("--workers", type=int, default=2, help="server processes with --postgres")
     args = ap.parse_args()
     sizes = [int(s) for s in args.batch.split(",")]
+    client_counts = [int(c) for c in args.clients.split(",")]
     rows: list[str] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rqs-bench-") as tmp, ExitStack() as stack:
@@ -145,12 +147,13 @@ def main() -> None:
                 else:
                     raw = raw_sqlite_rate(bodies, Path(tmp) / f"raw-{size}.db", "FULL")
                     raw_label = "raw SQLite insert of the same rows"
-                elapsed, lat = asyncio.run(post_all(server.url, auth, bodies, args.clients))
-                rate = args.events / elapsed
-                rows.append(f"| HTTP ingest, batches of {size:,} ({args.clients} clients) | "
-                            f"{rate:,.0f} events/s | p50 {percentile(lat, 50) * 1e3:.1f} ms, "
-                            f"p99 {percentile(lat, 99) * 1e3:.1f} ms per request | {raw_label}: "
-                            f"{raw:,.0f} rows/s; ratio {rate / raw:.2f} |")
+                for clients in client_counts:
+                    elapsed, lat = asyncio.run(post_all(server.url, auth, bodies, clients))
+                    rate = args.events / elapsed
+                    rows.append(f"| HTTP ingest, batches of {size:,} ({clients} clients) | "
+                                f"{rate:,.0f} events/s | p50 {percentile(lat, 50) * 1e3:.1f} "
+                                f"ms, p99 {percentile(lat, 99) * 1e3:.1f} ms per request | "
+                                f"{raw_label}: {raw:,.0f} rows/s; ratio {rate / raw:.2f} |")
             rss_before = tree_kb(server.pid, "VmRSS")
             whole_run_peak = tree_kb(server.pid)
             try:  # reset the peaks, so the growth below is the retrievals' own
