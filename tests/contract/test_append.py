@@ -9,6 +9,7 @@ import pytest
 from contract_support import Model, ev, scan_all, scan_indexes
 
 from rqs.domain.events import NewEvent
+from rqs.domain.selectors import Selector
 from rqs.storage.base import Bounds, EventQuery, Storage
 
 
@@ -229,3 +230,25 @@ async def test_concurrent_appends_to_one_domain(storage: Storage) -> None:
     by_id = {e.ext_id: e.index for e in events}
     for b, r in zip(batches, results, strict=True):
         assert [by_id[e.ext_id] for e in b] == r.indexes
+
+
+async def test_a_batch_larger_than_any_buffer_alongside_small_ones(storage: Storage) -> None:
+    # ~12 MB in one append (more than the SQLite writer's socket buffers hold), without
+    # ids, while single-event appends keep arriving: all commit, gapless, bytes intact.
+    big = [ev("EMAIL_CLICKED" if i % 4 else "SMS_FAILED", payload=b'{"n":%d,"pad":"%s"}'
+              % (i, b"x" * 600)) for i in range(20_000)]
+    small = [[ev("PUSH_BOUNCED", payload=b'{"small":%d}' % k)] for k in range(20)]
+    results = await asyncio.gather(storage.append("acme", big),
+                                   *(storage.append("acme", s) for s in small))
+    assert results[0].indexes == list(range(results[0].indexes[0],
+                                            results[0].indexes[0] + 20_000))
+    indexes = sorted(i for r in results for i in r.indexes)
+    assert indexes == list(range(1, 20_021))
+    events = await scan_all(storage, "acme", EventQuery(limit=100_000))
+    stored = {e.index: e.payload for e in events}
+    first = results[0].indexes[0]
+    assert [stored[first + i] for i in (0, 1, 19_999)] == [big[0].payload, big[1].payload,
+                                                           big[19_999].payload]
+    rare = await scan_all(storage, "acme", EventQuery(
+        selector=Selector(types=frozenset({"SMS_FAILED"})), limit=100_000))
+    assert [e.index for e in rare] == [first + i for i in range(0, 20_000, 4)]
