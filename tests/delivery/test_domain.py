@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from datetime import UTC, datetime
 
 import pytest
 from standardwebhooks.webhooks import Webhook
@@ -72,6 +73,22 @@ def test_signature_verifies_with_standardwebhooks_for_every_secret() -> None:
     headers = {"webhook-id": "msg_1", "webhook-timestamp": str(ts), "webhook-signature": header}
     for secret in (a, b):
         assert Webhook(secret).verify(body, headers) == [{"riid": "1"}]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2_046, 2_047, 2_048, 4_095, 100_003])
+def test_signature_of_bodies_hashed_in_pieces(size: int) -> None:
+    # Large bodies are hashed in pieces (the event loop keeps the GIL): same signature.
+    secret = d.generate_secret()
+    body = b"[" + bytes(random.Random(size).randrange(32, 127) for _ in range(size)) + b"]"
+    headers = {"webhook-id": "msg_2", "webhook-timestamp": "1700000000",
+               "webhook-signature": d.sign([secret], "msg_2", 1_700_000_000, body)}
+    wh = Webhook(secret)
+    expected = wh.sign("msg_2", _at(1_700_000_000), body.decode())
+    assert headers["webhook-signature"] == expected
+
+
+def _at(ts: int) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
 
 
 def test_secrets_are_checked() -> None:

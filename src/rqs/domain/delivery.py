@@ -335,11 +335,24 @@ def sign(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> s
 
     Several secrets sign at once while a rotation is under way; receivers accept any.
     """
-    signed = f"{msg_id}.{timestamp}.".encode() + body
-    return " ".join(
-        "v1," + base64.b64encode(hmac.new(_key(s), signed, hashlib.sha256).digest()).decode()
-        for s in secrets_
-    )
+    prefix = f"{msg_id}.{timestamp}.".encode()
+    return " ".join("v1," + base64.b64encode(_hmac(_key(s), prefix, body)).decode()
+                    for s in secrets_)
+
+
+# hashlib releases the GIL to hash more than 2,047 bytes at once. On the event loop thread
+# that is a loss: with reader threads busy, getting the GIL back costs a whole switch
+# interval, measured ~200 µs per signed 100 KB batch against ~60 µs of hashing. Fed in
+# pieces below that size, the hash keeps the GIL.
+_GIL_KEEPING_PIECE = 2_047
+
+
+def _hmac(key: bytes, prefix: bytes, body: bytes) -> bytes:
+    mac = hmac.new(key, prefix, hashlib.sha256)
+    view = memoryview(body)
+    for start in range(0, len(body), _GIL_KEEPING_PIECE):
+        mac.update(view[start : start + _GIL_KEEPING_PIECE])
+    return mac.digest()
 
 
 _MSG_PREFIX = secrets.token_hex(8)  # random per process; a counter makes each id unique
