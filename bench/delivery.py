@@ -31,7 +31,6 @@ from bench import workload
 from bench.common import free_port, machine, percentile, start_server, write_section
 from rqs.domain import delivery as d
 from rqs.domain.events import parse_batch
-from rqs.runtime import tune_interpreter
 from rqs.service.delivery import DeliveryWorker
 from rqs.service.delivery_options import DeliveryOptions
 from rqs.settings import Settings
@@ -242,7 +241,6 @@ def main() -> None:
         return
     import uvloop
 
-    tune_interpreter()  # as `rqs serve` and `rqs worker` do
     if os.environ.get("BENCH_SWITCH"):
         sys.setswitchinterval(float(os.environ["BENCH_SWITCH"]))
     rx = Receiver()

@@ -17,7 +17,6 @@ import click
 
 from rqs.cli.common import load_settings, store_options
 from rqs.errors import RqsError
-from rqs.runtime import tune_interpreter
 from rqs.service.delivery import DeliveryWorker
 from rqs.service.delivery_options import options_from
 from rqs.settings import Settings
@@ -55,7 +54,6 @@ def worker(once: bool, log_level: str | None, data_dir: Path | None,
     settings = load_settings(log_level=log_level, data_dir=data_dir, database_url=database_url)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    tune_interpreter()
     try:
         options_from(settings)
         sent = asyncio.run(run_worker(settings, once))
