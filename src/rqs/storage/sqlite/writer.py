@@ -10,6 +10,13 @@ are pickled to the child). Jobs that arrive while a transaction is being written
 together into the next one, so concurrent requests share one fsync; each job runs inside
 its own savepoint, so a failing job is rolled back alone and the others still commit. A
 job's future resolves only after COMMIT returned.
+
+Transport: a socket pair with 4 MiB buffers. In the parent, one thread sends the jobs (so
+the event loop never blocks on a full socket while the writer is inside a transaction)
+and one collects the answers. A job is a pickle (protocol 5) preceded by its count of
+out-of-band buffers, then those buffers: a packed batch crosses without being copied into
+the pickle. The writer reads on its main thread only: a reading thread there was measured
+slower, competing with SQLite's calls for the writer's GIL.
 """
 
 from __future__ import annotations
