@@ -134,8 +134,10 @@ def append_packed(c: apsw.Connection, domain: str, blob: bytes) -> AppendResult:
     batch = _decoder.decode(blob)
     domain_id, next_index, last_received, _ = _domain_state(c, domain)
     received_at = max(_now(), last_received)
-    _insert(c, (domain_id << q.INDEX_BITS) + next_index, received_at, batch.events)
     count = len(batch.events)
+    if not count:  # nothing to index: no commit row, no runs
+        return AppendResult(indexes=[], stored=0, received_at=received_at)
+    _insert(c, (domain_id << q.INDEX_BITS) + next_index, received_at, batch.events)
     _finish(c, domain_id, next_index, count, received_at, batch.runs, batch.counts)
     return AppendResult(indexes=list(range(next_index, next_index + count)),
                         stored=count, received_at=received_at)
