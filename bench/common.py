@@ -17,6 +17,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 RQS = [sys.executable, "-m", "rqs.cli"]
+PG = "postgresql://postgres@127.0.0.1:5432/"  # the machine's PostgreSQL; + a database name
+
+
+def psql(sql: str, db: str = "postgres") -> str:
+    """One statement through the psql client (trust auth on loopback); its output."""
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-XAtqc", sql],
+                         check=True, capture_output=True, text=True)
+    return out.stdout.strip()
 
 
 def free_port() -> int:

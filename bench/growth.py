@@ -35,16 +35,17 @@ import aiohttp
 from bench import workload
 from bench.common import (
     DOCS,
+    PG,
     RQS,
     machine,
     percentile,
+    psql,
     rss_kb,
     start_server,
     tree_kb,
     write_section,
 )
 
-PG = "postgresql://postgres@127.0.0.1:5432/"
 POOL = 200_000
 PLOT = DOCS.parent / "growth.png"
 
@@ -113,11 +114,6 @@ async def poll(url: str, auth: dict[str, str], after: int, page: int, tries: int
             if body.count(b'{"index":') != page:
                 raise RuntimeError(f"after={after}: expected {page} events")
     return statistics.median(times)
-
-
-def psql(sql: str) -> str:
-    return subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-XAtqc", sql],
-                          check=True, capture_output=True, text=True).stdout.strip()
 
 
 def disk_mb(data: Path, db: str | None) -> float:

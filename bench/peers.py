@@ -39,10 +39,12 @@ from typing import Any
 
 from bench import workload
 from bench.common import (
+    PG,
     descendants,
     free_port,
     machine,
     percentile,
+    psql,
     rss_kb,
     start_server,
     tree_kb,
@@ -50,7 +52,6 @@ from bench.common import (
 )
 from bench.peers_stores import TYPE, Ingested, Nats, Op, Plan, Redis, Rqs
 
-PG = "postgresql://postgres@127.0.0.1:5432/"
 OPS = [("ingest", "ingest, batches of 1,000, 4 clients"),
        ("type", "100,000 EMAIL_CLICKED from the start"),
        ("range", "time range (middle 15% of the ingest)"),
@@ -129,12 +130,6 @@ async def measured(coro: Coroutine[Any, Any, Any], pids: Pids) -> Any:
 
 
 # --- PostgreSQL ----------------------------------------------------------------------------
-
-
-def psql(sql: str, db: str = "postgres") -> str:
-    out = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-XAtqc", sql],
-                         check=True, capture_output=True, text=True)
-    return out.stdout.strip()
 
 
 def pg_backend_pids(db: str) -> list[int]:
