@@ -15,7 +15,8 @@ from typing import Any
 
 from rqs.errors import InvalidRequest
 
-# Seconds before each retry: 11 retries, the last about 23.7 hours after the first attempt.
+# Seconds before each retry: 10 retries (11 attempts), the last about 23.7 hours after the
+# first attempt.
 DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 
 

@@ -21,7 +21,7 @@ from rqs.service.keys import Principal
 from rqs.service.lane import webhook_headers
 from rqs.service.queue import ResponseQueue
 from rqs.storage.base import Storage
-from rqs.storage.delivery_base import DeliveryStore, delivery_store_for
+from rqs.storage.delivery_base import DeliveryStore
 
 ROTATION_GRACE = 86_400.0  # a rotated-out secret keeps signing for a day (as Svix)
 E = TypeVar("E", d.CallbackStatus, d.SubscriptionStatus)
@@ -94,13 +94,10 @@ class PushAdmin:
         self.storage = storage
         self.worker = worker
         self.clock = clock
-        self._store: DeliveryStore | None = None
 
     @property
     def store(self) -> DeliveryStore:
-        if self._store is None:
-            self._store = delivery_store_for(self.storage)
-        return self._store
+        return self.worker.store  # one store (and one write coalescer) per storage
 
     def now(self) -> int:
         return int(self.clock() * 1_000_000)

@@ -164,15 +164,3 @@ class Storage(Protocol):
 
 def events_of(source: EventSource) -> Sequence[NewEvent]:
     return source() if callable(source) else source
-
-
-async def scan_map_inline(
-    storage: Storage,
-    domain: str,
-    query: EventQuery,
-    fn: Callable[[list[StoredEvent]], R],
-    chunk: int = 5_000,
-) -> AsyncIterator[R]:
-    """``scan_map`` for backends whose reads do not hold the GIL in another thread."""
-    async for rows in storage.scan(domain, query, chunk):
-        yield fn(rows)

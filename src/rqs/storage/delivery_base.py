@@ -170,12 +170,6 @@ def delivery_store_for(storage: Storage) -> DeliveryStore:
     if factory is not None:
         store: DeliveryStore = factory()
         return store
-    if storage.backend == "postgres":
-        from rqs.storage.postgres.delivery import PostgresDeliveryStore
-
-        # The event store's pooled-connection context manager (maps outages to
-        # StorageUnavailable); PostgresStorage could expose it as delivery_store().
-        return PostgresDeliveryStore(storage._conn)  # type: ignore[attr-defined]
     raise TypeError(f"the {storage.backend} backend has no delivery store")
 
 

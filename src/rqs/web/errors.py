@@ -6,6 +6,7 @@ import msgspec
 from starlette.responses import Response
 
 from rqs import errors as e
+from rqs.domain.events import MAX_PROBLEMS_LISTED
 
 STATUS: dict[type[e.RqsError], int] = {
     e.ValidationFailed: 422,
@@ -41,7 +42,7 @@ def native_body(exc: e.RqsError) -> dict[str, object]:
     body: dict[str, object] = {"error": exc.code, "message": exc.message}
     if isinstance(exc, e.ValidationFailed):
         body["problem_count"] = len(exc.problems)
-        body["problems"] = [p.as_dict() for p in exc.problems[:1000]]
+        body["problems"] = [p.as_dict() for p in exc.problems[:MAX_PROBLEMS_LISTED]]
     elif isinstance(exc, e.InvalidRequest) and exc.parameter:
         body["parameter"] = exc.parameter
     if isinstance(exc, e.Gone):

@@ -13,7 +13,7 @@ import functools
 import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -44,6 +44,9 @@ from rqs.storage.postgres.connection import (
     unavailable,
 )
 from rqs.storage.postgres.group import GroupCommit
+
+if TYPE_CHECKING:
+    from rqs.storage.postgres.delivery import PostgresDeliveryStore
 
 MAX_INDEX = 2**63 - 1
 APPEND_ATTEMPTS = 3
@@ -108,6 +111,12 @@ class PostgresStorage:
                 return await schema.pending(conn)
         finally:
             await conn.close()
+
+    def delivery_store(self) -> PostgresDeliveryStore:
+        """Push-delivery tables, on this store's pool (``delivery_base``)."""
+        from rqs.storage.postgres.delivery import PostgresDeliveryStore
+
+        return PostgresDeliveryStore(self._conn)
 
     @asynccontextmanager
     async def _conn(self) -> AsyncIterator[Conn]:
