@@ -9,7 +9,6 @@ is rejected whole if there is any.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
@@ -56,19 +55,6 @@ class StoredEvent(msgspec.Struct, gc=False):
     @property
     def id(self) -> str:
         return self.ext_id if self.ext_id is not None else derived_id(self.domain, self.index)
-
-
-_pack = msgspec.msgpack.Encoder()
-_unpack = msgspec.msgpack.Decoder(list[NewEvent])
-
-
-def pack_events(events: Sequence[NewEvent]) -> bytes:
-    """Parsed events as one compact blob, to hand to another process."""
-    return _pack.encode(events)
-
-
-def unpack_events(blob: bytes) -> list[NewEvent]:
-    return _unpack.decode(blob)
 
 
 def derived_id(domain: str, index: int) -> str:

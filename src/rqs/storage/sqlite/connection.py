@@ -9,6 +9,7 @@ from pathlib import Path
 import apsw
 
 BUSY_TIMEOUT_MS = 10_000
+CHECKPOINT_PAGES = 4_000  # WAL pages (16 KiB) that make a checkpoint due: ~64 MiB
 MIGRATIONS_PACKAGE = "rqs.storage.sqlite"
 
 
@@ -29,8 +30,9 @@ def connect(path: Path, synchronous: str = "FULL", *, readonly: bool = False) ->
     # The writer's large page cache keeps the right edge of the table and its index hot;
     # readers stream through cold pages once, so a small cache (and the OS') is enough.
     conn.execute(f"PRAGMA cache_size = {-16384 if readonly else -131072}")
-    # Fewer, larger checkpoints: each one rewrites pages, so batching them is cheaper.
-    conn.execute("PRAGMA wal_autocheckpoint = 4000")
+    # Fewer, larger checkpoints. The writer process replaces this with its own checkpoint
+    # thread at the same threshold (writer.Checkpoints); other connections rarely write.
+    conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
     if readonly:
         conn.execute("PRAGMA query_only = ON")
     return conn

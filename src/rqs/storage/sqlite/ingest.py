@@ -59,14 +59,25 @@ class _Rows(msgspec.Struct, array_like=True, gc=False):
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(_Rows)
+_events_decoder = msgspec.msgpack.Decoder(list[NewEvent])
 
 
 def pack(events: Sequence[NewEvent]) -> bytes:
     """``events`` as one ``Packed`` blob. Only for batches without sender ids."""
+    return _encoder.encode(Packed(events, *summary(events)))
+
+
+def pack_events(events: Sequence[NewEvent]) -> bytes:
+    """``events`` as they are, for ``append_blob`` (batches that may hold re-sends)."""
+    return _encoder.encode(events)
+
+
+def summary(events: Sequence[NewEvent]) -> tuple[list[tuple[str, int, int, bytes | None]],
+                                                  list[tuple[str, str, int]]]:
+    """The ``type_runs`` rows (relative to the batch) and (type, channel, count) of events."""
     types = list(map(_TYPE, events))
     counts = Counter(zip(types, map(_CHANNEL, events), strict=True))
-    packed = Packed(events, runs_of(types), [(t, ch, n) for (t, ch), n in counts.items()])
-    return _encoder.encode(packed)
+    return runs_of(types), [(t, ch, n) for (t, ch), n in counts.items()]
 
 
 def runs_of(types: Sequence[str]) -> list[tuple[str, int, int, bytes | None]]:
@@ -116,7 +127,7 @@ def insert_sql(rows: int) -> str:
     return q.INSERT_EVENTS_HEAD + ",\n".join(values)
 
 
-def _now() -> int:
+def now_us() -> int:
     return int(time.time() * 1_000_000)
 
 
@@ -133,7 +144,7 @@ def _domain_state(c: apsw.Connection, domain: str) -> tuple[int, int, int, int]:
 def append_packed(c: apsw.Connection, domain: str, blob: bytes) -> AppendResult:
     batch = _decoder.decode(blob)
     domain_id, next_index, last_received, _ = _domain_state(c, domain)
-    received_at = max(_now(), last_received)
+    received_at = max(now_us(), last_received)
     count = len(batch.events)
     if not count:  # nothing to index: no commit row, no runs
         return AppendResult(indexes=[], stored=0, received_at=received_at)
@@ -151,10 +162,15 @@ def _insert(c: apsw.Connection, base: int, received_at: int, rows: Sequence[Any]
                   [base + start, received_at, *chain.from_iterable(part)])
 
 
+def append_blob(c: apsw.Connection, domain: str, blob: bytes) -> AppendResult:
+    """``append_events`` of a ``pack_events`` blob (sent out of band, see ``Writer``)."""
+    return append_events(c, domain, _events_decoder.decode(blob))
+
+
 def append_events(c: apsw.Connection, domain: str, source: EventSource) -> AppendResult:
     events = events_of(source)
     domain_id, next_index, last_received, _ = _domain_state(c, domain)
-    received_at = max(_now(), last_received)
+    received_at = max(now_us(), last_received)
     if any(e.ext_id is not None for e in events):
         fresh, indexes = _dedupe(c, domain_id, events, next_index)
     else:
@@ -163,9 +179,7 @@ def append_events(c: apsw.Connection, domain: str, source: EventSource) -> Appen
         return AppendResult(indexes=indexes, stored=0, received_at=received_at)
     _insert(c, (domain_id << q.INDEX_BITS) + next_index, received_at,
             [astuple(e) for e in fresh])
-    counts = Counter((e.type, e.channel) for e in fresh)
-    _finish(c, domain_id, next_index, len(fresh), received_at, runs_of([e.type for e in fresh]),
-            [(t, ch, n) for (t, ch), n in counts.items()])
+    _finish(c, domain_id, next_index, len(fresh), received_at, *summary(fresh))
     return AppendResult(indexes=indexes, stored=len(fresh), received_at=received_at)
 
 

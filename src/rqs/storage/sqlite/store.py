@@ -8,10 +8,8 @@ writer commits, and readers only ever see whole commits, so the index they see i
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -20,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import apsw
 
-from rqs.domain.events import StoredEvent, pack_events, unpack_events
+from rqs.domain.events import StoredEvent
 from rqs.errors import Conflict
 from rqs.settings import Settings
 from rqs.storage.base import (
@@ -44,10 +42,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 READ_THREADS = 2
 _EXT_ID = attrgetter("ext_id")
-
-
-def _now() -> int:
-    return int(time.time() * 1_000_000)
 
 
 class SqliteStorage:
@@ -116,8 +110,8 @@ class SqliteStorage:
             return await self._writer.submit(ingest.append_events, domain, events)
         if any(map(_EXT_ID, events)):  # ids are never empty strings
             # Re-sends are found in the writer; the events cross as one msgpack blob.
-            packed = functools.partial(unpack_events, pack_events(events))
-            return await self._writer.submit(ingest.append_events, domain, packed)
+            blob = ingest.pack_events(events)
+            return await self._writer.submit(ingest.append_blob, domain, blob)
         # Everything the rows need but their index is prepared here, beside the writer.
         return await self._writer.submit(ingest.append_packed, domain, ingest.pack(events))
 
@@ -233,7 +227,7 @@ class _Lease:
         self.state = state
 
     async def commit(self, position: int, delivered: int, skipped: int = 0) -> None:
-        params = (*self._ident, position, delivered, skipped, _now())
+        params = (*self._ident, position, delivered, skipped, ingest.now_us())
         await self._store._writer.submit(_changed, q.PUT_CURSOR, params)
         self.state = CursorState(
             position, self.state.polled + delivered, self.state.skipped + skipped
@@ -285,9 +279,11 @@ def _purge_step(c: apsw.Connection, cutoff: int, max_rows: int) -> int:
         upto = min(horizon, purged + (max_rows - removed), next_index - 1)
         base = domain_id << q.INDEX_BITS
         lo, hi = base + purged, base + upto
+        purged_types = set()
         for type_name, channel, n in list(c.execute(q.PURGE_COUNTS, (lo, hi))):
             c.execute(q.DROP_COUNT, (n, domain_id, type_name, channel))
-            c.execute(q.PURGE_RUNS, (type_name, base, hi, hi))
+            purged_types.add(type_name)
+        c.executemany(q.PURGE_RUNS, [(t, base, hi, hi) for t in sorted(purged_types)])
         c.execute(q.PURGE_EVENTS, (lo, hi))
         c.execute(q.PURGE_EVENT_IDS, (domain_id, purged, upto))
         c.execute(q.PURGE_COMMITS, (domain_id, upto))

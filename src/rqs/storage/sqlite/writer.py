@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 import apsw
 
 from rqs.errors import RqsError, StorageUnavailable
+from rqs.storage.sqlite.connection import CHECKPOINT_PAGES, connect
 
 log = logging.getLogger("rqs.storage.sqlite")
 
@@ -47,7 +48,6 @@ T = TypeVar("T")
 MAX_JOBS_PER_COMMIT = 64
 _OUT_OF_BAND = 64 * 1024
 _SOCKET_BUFFER = 4 * 1024 * 1024
-CHECKPOINT_PAGES = 4_000  # WAL pages (16 KiB) that make a checkpoint due: ~64 MiB
 _STOP = b""  # a job message is never empty: it starts with its count of buffers
 _ctx = multiprocessing.get_context("forkserver")
 _ctx.set_forkserver_preload(["rqs.storage.sqlite.writer", "rqs.storage.sqlite.store"])
@@ -187,8 +187,6 @@ def _widen(conn: Connection) -> None:
 def _serve(path: str, synchronous: str, conn: Connection) -> None:
     # Ctrl-C reaches the whole process group; the parent decides when the writer stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from rqs.storage.sqlite.connection import connect
-
     try:
         db = connect(Path(path), synchronous)
     except BaseException as exc:
