@@ -28,8 +28,8 @@ R = TypeVar("R")
 
 # Events to append, or a function that produces them. A backend calls the function where it
 # writes (SQLite: in its writer process, so the function must pickle: a module-level function
-# or a functools.partial of one), so CPU-bound parsing runs beside the inserts instead of
-# fighting the HTTP thread for the GIL.
+# or a functools.partial of one). Ingest passes parsed events; the function form stays for
+# callers that want the work done in the writer.
 EventSource = Sequence[NewEvent] | Callable[[], Sequence[NewEvent]]
 
 

@@ -31,16 +31,24 @@ def json_response(body: object, status: int = 200) -> Response:
     return Response(msgspec.json.encode(body), status_code=status, media_type="application/json")
 
 
-def endpoint(fn: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await fn(request)
-        except RqsError as exc:
-            return native_response(exc)
+def endpoint_for(render: Callable[[RqsError], Response]) -> Callable[[Handler], Handler]:
+    """A decorator turning the RqsErrors a handler raises into ``render``'s responses."""
 
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
-    return wrapped
+    def endpoint(fn: Handler) -> Handler:
+        async def wrapped(request: Request) -> Response:
+            try:
+                return await fn(request)
+            except RqsError as exc:
+                return render(exc)
+
+        wrapped.__name__ = fn.__name__
+        wrapped.__doc__ = fn.__doc__
+        return wrapped
+
+    return endpoint
+
+
+endpoint = endpoint_for(native_response)
 
 
 def queue_of(request: Request) -> ResponseQueue:
@@ -175,7 +183,7 @@ async def create_topic(request: Request) -> Response:
     q = queue_of(request)
     caller = await who(request)
     caller.require("admin")
-    body = _decode(await read_body(request, 1 << 20), TopicIn)
+    body = decode_body(await read_body(request, 1 << 20), TopicIn)
     topic = await q.create_topic(caller, body.name, body.types, body.channels)
     return json_response(_topic_json(topic), status=201)
 
@@ -217,7 +225,7 @@ async def create_key(request: Request) -> Response:
     q = queue_of(request)
     caller = await who(request)
     caller.require("admin")
-    body = _decode(await read_body(request, 1 << 16), KeyIn)
+    body = decode_body(await read_body(request, 1 << 16), KeyIn)
     if body.domain not in (None, caller.domain):
         # An admin key administers its own domain; other domains' keys come from the CLI.
         raise PermissionDenied(f"this key belongs to domain {caller.domain!r}; it cannot "
@@ -251,7 +259,7 @@ async def revoke_key(request: Request) -> Response:
     return Response(status_code=204)
 
 
-def _decode(body: bytes, cls: type[T]) -> T:
+def decode_body(body: bytes, cls: type[T]) -> T:
     try:
         return msgspec.json.decode(body, type=cls)
     except msgspec.ValidationError as exc:

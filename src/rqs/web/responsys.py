@@ -10,7 +10,6 @@ status code comes from ``rqs.web.errors`` like everywhere else.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,13 +24,12 @@ from rqs.domain import delivery as d
 from rqs.service import keys
 from rqs.service.keys import Principal
 from rqs.service.push_admin import CallbackSpec, PushAdmin, SubscriptionSpec
-from rqs.web.auth import principal
 from rqs.web.errors import headers_of, status_of
-from rqs.web.native import json_response, read_body
+from rqs.web.native import endpoint_for, json_response, read_body, who
+from rqs.web.subscriptions import push_of
 
 BASE = "/rest/api/v1.3"
 N = BASE + "/notifications"
-Handler = Callable[[Request], Awaitable[Response]]
 
 ERROR_CODES: list[tuple[type[e.RqsError], str, str]] = [
     (e.NotFound, "OBJECT_NOT_FOUND", "Object not found"),
@@ -58,24 +56,7 @@ def error_response(exc: e.RqsError) -> Response:
                     headers=headers_of(exc), media_type="application/json")
 
 
-def endpoint(fn: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await fn(request)
-        except e.RqsError as exc:
-            return error_response(exc)
-
-    wrapped.__name__ = fn.__name__
-    return wrapped
-
-
-def admin_of(request: Request) -> PushAdmin:
-    push: PushAdmin = request.app.state.push
-    return push
-
-
-async def who(request: Request) -> Principal:
-    return await principal(request, admin_of(request).storage)
+endpoint = endpoint_for(error_response)
 
 
 async def body_of(request: Request) -> dict[str, Any]:
@@ -212,7 +193,7 @@ async def auth_token(request: Request) -> Response:
     if not isinstance(user, str) or not isinstance(password, str) or not user or not password:
         raise e.AuthenticationRequired("user_name (a key id) and password (its secret) "
                                        "are required")
-    await keys.authenticate(admin_of(request).storage, user, password)
+    await keys.authenticate(push_of(request).storage, user, password)
     return json_response({"authToken": f"{user}.{password}",
                           "issuedAt": int(time.time() * 1000),
                           "endPoint": str(request.base_url).rstrip("/")})
@@ -224,7 +205,7 @@ async def event_list(request: Request) -> Response:
 
 @endpoint
 async def create_callback(request: Request) -> Response:
-    cb = await admin_of(request).create_callback(await who(request), callback_spec(
+    cb = await push_of(request).create_callback(await who(request), callback_spec(
         await body_of(request)))
     return json_response(callback_json(cb, secret=True))
 
@@ -233,33 +214,33 @@ async def create_callback(request: Request) -> Response:
 async def get_callback(request: Request) -> Response:
     if request.query_params.get("action") == "verify":
         return await verify_callback(request)
-    cb = await admin_of(request).callback(await who(request), request.path_params["name"])
+    cb = await push_of(request).callback(await who(request), request.path_params["name"])
     return json_response(callback_json(cb))
 
 
 @endpoint
 async def update_callback(request: Request) -> Response:
     spec = callback_spec(await body_of(request), request.path_params["name"])
-    cb = await admin_of(request).update_callback(await who(request), spec)
+    cb = await push_of(request).update_callback(await who(request), spec)
     return json_response(callback_json(cb, secret=spec.signing_secret is not None))
 
 
 @endpoint
 async def delete_callback(request: Request) -> Response:
     name = request.path_params["name"]
-    await admin_of(request).delete_callback(await who(request), name)
+    await push_of(request).delete_callback(await who(request), name)
     return json_response({"message": f"CallBack [{name}] deleted successfully", "status": True})
 
 
 @endpoint
 async def verify_callback(request: Request) -> Response:
-    cb = await admin_of(request).verify_callback(await who(request), request.path_params["name"])
+    cb = await push_of(request).verify_callback(await who(request), request.path_params["name"])
     return json_response({"status": f"Successfully verified [{cb.name}] "})
 
 
 @endpoint
 async def callback_subscriptions(request: Request) -> Response:
-    push, caller = admin_of(request), await who(request)
+    push, caller = push_of(request), await who(request)
     cb = await push.callback(caller, request.path_params["name"])
     subs = await push.store.list_subscriptions(caller.domain, cb.name)
     return json_response({"callBackName": cb.name, "callBackUrl": cb.url,
@@ -276,14 +257,14 @@ async def _with_callback(push: PushAdmin, caller: Principal,
 
 @endpoint
 async def create_subscription(request: Request) -> Response:
-    push, caller = admin_of(request), await who(request)
+    push, caller = push_of(request), await who(request)
     sub = await push.create_subscription(caller, subscription_spec(await body_of(request)))
     return json_response(await _with_callback(push, caller, sub))
 
 
 @endpoint
 async def list_subscriptions(request: Request) -> Response:
-    push, caller = admin_of(request), await who(request)
+    push, caller = push_of(request), await who(request)
     caller.require("read")
     cbs = {c.name: c for c in await push.store.list_callbacks(caller.domain)}
     subs = await push.store.list_subscriptions(caller.domain)
@@ -292,14 +273,14 @@ async def list_subscriptions(request: Request) -> Response:
 
 @endpoint
 async def get_subscription(request: Request) -> Response:
-    push, caller = admin_of(request), await who(request)
+    push, caller = push_of(request), await who(request)
     sub = await push.subscription(caller, request.path_params["name"])
     return json_response(await _with_callback(push, caller, sub))
 
 
 @endpoint
 async def update_subscription(request: Request) -> Response:
-    push, caller = admin_of(request), await who(request)
+    push, caller = push_of(request), await who(request)
     spec = subscription_spec(await body_of(request), request.path_params["name"])
     sub = await push.update_subscription(caller, spec)
     return json_response(await _with_callback(push, caller, sub))
@@ -308,7 +289,7 @@ async def update_subscription(request: Request) -> Response:
 @endpoint
 async def delete_subscription(request: Request) -> Response:
     name = request.path_params["name"]
-    await admin_of(request).delete_subscription(await who(request), name)
+    await push_of(request).delete_subscription(await who(request), name)
     return json_response({"message": f"Subscription [{name}] deleted successfully",
                           "status": True})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -15,7 +14,6 @@ from rqs.domain.events import parse_time
 from rqs.errors import InvalidRequest
 from rqs.service.keys import Principal
 from rqs.service.push_admin import PushAdmin
-from rqs.web.auth import principal
 from rqs.web.delivery_json import (
     CallbackIn,
     ReplayIn,
@@ -30,33 +28,20 @@ from rqs.web.delivery_json import (
     subscription_spec,
     time_json,
 )
-from rqs.web.native import endpoint, json_response, read_body
+from rqs.web.native import decode_body, endpoint, json_response, read_body, who
 from rqs.web.params import int_param, str_param
 
 MAX_LIST = 1000
 T = TypeVar("T")
 
 
-def _decode(body: bytes, cls: type[T]) -> T:
-    try:
-        return msgspec.json.decode(body, type=cls)
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"invalid body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
-
-
 async def _body(request: Request, cls: type[T]) -> T:
-    return _decode(await read_body(request, 1 << 20), cls)
+    return decode_body(await read_body(request, 1 << 20), cls)
 
 
 def push_of(request: Request) -> PushAdmin:
     push: PushAdmin = request.app.state.push
     return push
-
-
-async def who(request: Request) -> Principal:
-    return await principal(request, push_of(request).storage)
 
 
 def _time(value: str | float | None, name: str) -> int | None:
@@ -122,7 +107,7 @@ async def verify_callback(request: Request) -> Response:
 @endpoint
 async def rotate_secret(request: Request) -> Response:
     raw = await read_body(request, 1 << 16)
-    body = _decode(raw, SecretIn) if raw.strip() else SecretIn()
+    body = decode_body(raw, SecretIn) if raw.strip() else SecretIn()
     cb = await push_of(request).rotate_secret(await who(request), request.path_params["name"],
                                               body.signing_secret)
     return json_response(callback_json(cb, secret=True))
@@ -258,7 +243,7 @@ async def redrive(request: Request) -> Response:
 
 @endpoint
 async def create_replay(request: Request) -> Response:
-    body = _decode(await read_body(request, 1 << 16), ReplayIn)
+    body = decode_body(await read_body(request, 1 << 16), ReplayIn)
     replay = await push_of(request).create_replay(
         await who(request), request.path_params["name"], from_index=body.from_index,
         through_index=body.through_index, since=_time(body.since, "since"),
