@@ -106,6 +106,13 @@ def test_responsys_invalid_callbacks(env: Env, body: dict[str, object]) -> None:
     assert r.json()["errorCode"] == "INVALID_PARAMETER"
 
 
+def test_responsys_body_too_large_is_named(env: Env) -> None:
+    r = responsys_client(env).post(f"{N}/callbacks", content=b" " * (2 << 20),
+                                   headers={"content-type": "application/json"})
+    assert r.status_code == 413
+    assert r.json()["errorCode"] == "INVALID_REQUEST_BODY" and "limit" in r.json()["detail"]
+
+
 def test_responsys_subscription_errors(env: Env) -> None:
     c = responsys_client(env)
     r = c.post(f"{N}/subscriptions", json={"name": "s", "callBackName": "none",

@@ -37,6 +37,7 @@ ERROR_CODES: list[tuple[type[e.RqsError], str, str]] = [
     (e.AuthenticationRequired, "AUTHENTICATION_REQUIRED", "Authentication required"),
     (e.PermissionDenied, "UNAUTHORIZED", "Not authorized"),
     (e.Gone, "INVALID_PARAMETER", "Invalid parameter"),
+    (e.PayloadTooLarge, "INVALID_REQUEST_BODY", "Request body too large"),
     (e.StorageUnavailable, "SERVICE_UNAVAILABLE", "Service unavailable"),
 ]
 
