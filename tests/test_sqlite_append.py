@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 from pathlib import Path
 
+import pytest
+
 from rqs.domain.events import NewEvent
+from rqs.errors import StorageUnavailable
 from rqs.settings import Settings
 from rqs.storage.sqlite.store import SqliteStorage
 
@@ -23,3 +29,19 @@ async def test_an_empty_append_writes_no_commit_row_and_no_runs(tmp_path: Path) 
         await store.close()
     assert commits == [(1, 1)]
     assert runs == [(1,)]
+
+
+async def test_appends_fail_fast_once_the_writer_process_is_gone(tmp_path: Path) -> None:
+    store = SqliteStorage(Settings(data_dir=tmp_path))
+    await store.open()
+    try:
+        await store.append("d", [NewEvent("EMAIL_BOUNCED", "Email", b"{}")])
+        proc = store._writer._proc
+        assert proc is not None and proc.pid is not None
+        os.kill(proc.pid, signal.SIGKILL)
+        for _ in range(2):  # whether sent before or after the death is noticed: no hang
+            with pytest.raises(StorageUnavailable):
+                await asyncio.wait_for(
+                    store.append("d", [NewEvent("EMAIL_BOUNCED", "Email", b"{}")]), 30)
+    finally:
+        await store.close()

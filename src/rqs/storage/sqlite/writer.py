@@ -69,6 +69,9 @@ class Writer:
         self._path = path
         self._synchronous = synchronous
         self._proc: multiprocessing.process.BaseProcess | None = None
+        # Cleared when the answers stop (the process exited): cheaper than polling the
+        # process on every submit; a job sent after the exit fails in the sending thread.
+        self._alive = False
         self._conn: Connection | None = None
         self._threads: list[threading.Thread] = []
         self._outbox: queue.SimpleQueue[tuple[int, list[Any]] | None] = queue.SimpleQueue()
@@ -90,6 +93,7 @@ class Writer:
             proc.join()
             raise detail
         self._proc, self._conn = proc, parent
+        self._alive = True
         self._outbox = queue.SimpleQueue()
         self._threads = [
             threading.Thread(target=self._send, args=(parent, self._outbox),
@@ -108,6 +112,7 @@ class Writer:
                 thread.join(timeout=10)
             self._conn.close()
         self._proc = self._conn = None
+        self._alive = False
         self._threads = []
 
     def submit(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -118,7 +123,7 @@ class Writer:
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[T] = loop.create_future()
-        if self._conn is None or self._proc is None or not self._proc.is_alive():
+        if self._conn is None or not self._alive:
             fut.set_exception(StorageUnavailable("the SQLite writer process is not running"))
             return fut
         job_id = next(self._ids)
@@ -166,6 +171,7 @@ class Writer:
             fut, loop = self._pending.pop(job_id)
             loop.call_soon_threadsafe(_resolve, fut, ok, value)
         # The writer is gone: whatever it had not answered is failed, never left hanging.
+        self._alive = False
         for job_id in list(self._pending):
             self._fail(job_id, StorageUnavailable("the SQLite writer process exited"))
 
