@@ -21,6 +21,8 @@ from rqs.domain.delivery import (
     SubscriptionStatus,
 )
 from rqs.storage.delivery_base import (
+    Lane,
+    NewDelivery,
     decode_filters,
     decode_secrets,
     encode_filters,
@@ -41,6 +43,28 @@ DELIVERY_COLUMNS = ("id, msg_id, domain, subscription_id, after_index, first_ind
 REPLAY_COLUMNS = ("id, domain, subscription_id, after_index, through_index, since, until, "
                   "position, state, delivered, created_at, updated_at")
 ATTEMPT_COLUMNS = "delivery_id, at, url, status_code, latency_ms, error, outcome, id"
+SUBSCRIPTION_WIDTH = len(SUBSCRIPTION_COLUMNS.split(","))
+REPLAY_WIDTH = len(REPLAY_COLUMNS.split(","))
+
+
+def lane_of(sub: Subscription, cb: Callback, replay: Replay | None, opened: list[Delivery],
+            lease_until: int) -> Lane:
+    """A claimed lane: its open batches split into the head (pending) and those queued."""
+    head = opened[0] if opened and opened[0].state is DeliveryState.PENDING else None
+    queued = tuple(opened[1:] if head else opened)
+    return Lane(sub, cb, replay, head, lease_until, queued)
+
+
+def new_delivery_values(n: NewDelivery) -> Row:
+    """INSERT_DELIVERY's values before the state (both dialects list the same columns)."""
+    return (n.msg_id, n.domain, n.subscription_id, n.replay_id, n.after_index, n.first_index,
+            n.last_index, n.advance_to, n.count, n.created_at, n.created_at)
+
+
+def opened_delivery(new_id: int, state: str, n: NewDelivery) -> Delivery:
+    return Delivery(new_id, n.msg_id, n.domain, n.subscription_id, n.after_index, n.first_index,
+                    n.last_index, n.advance_to, n.count, n.replay_id or None,
+                    DeliveryState(state), created_at=n.created_at, updated_at=n.created_at)
 
 
 def callback_row(cb: Callback) -> Row:

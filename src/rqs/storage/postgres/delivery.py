@@ -295,12 +295,9 @@ async def _insert_delivery(conn: Conn, n: NewDelivery) -> Delivery:
     """Open a batch: the lane's head (pending) if it has none, else queued behind it."""
     head = await (await conn.execute(q.HAS_PENDING, (n.subscription_id, n.replay_id))).fetchone()
     state = DeliveryState.QUEUED if head else DeliveryState.PENDING
-    params = (n.msg_id, n.domain, n.subscription_id, n.replay_id, n.after_index, n.first_index,
-              n.last_index, n.advance_to, n.count, n.created_at, n.created_at, state.value)
+    params = (*rows.new_delivery_values(n), state.value)
     new_id = int((await (await conn.execute(q.INSERT_DELIVERY, params)).fetchone() or (0,))[0])
-    return Delivery(new_id, n.msg_id, n.domain, n.subscription_id, n.after_index, n.first_index,
-                    n.last_index, n.advance_to, n.count, n.replay_id or None, state,
-                    created_at=n.created_at, updated_at=n.created_at)
+    return rows.opened_delivery(new_id, state.value, n)
 
 
 async def _move_lane(conn: Conn, lane: LaneKey, position: int | None, retry_at: int | None,
@@ -346,7 +343,7 @@ async def _record(conn: Conn, lane: LaneKey, owner: str, rec: AttemptRecord) -> 
 async def _claim(conn: Conn, owner: str, now: int, lease_until: int,
                  newest: dict[str, int], limit: int) -> list[Lane]:
     lanes: list[Lane] = []
-    n_sub = len(rows.SUBSCRIPTION_COLUMNS.split(","))
+    n_sub, n_rep = rows.SUBSCRIPTION_WIDTH, rows.REPLAY_WIDTH
     for r in await (await conn.execute(q.CLAIMABLE_LIVE, {"now": now})).fetchall():
         if len(lanes) >= limit:
             break
@@ -355,8 +352,9 @@ async def _claim(conn: Conn, owner: str, now: int, lease_until: int,
         if not opened and sub.position >= newest.get(sub.domain, 0):
             continue
         await conn.execute(q.LEASE_SUBSCRIPTION, (owner, lease_until, sub.id))
-        lanes.append(_lane(sub, cb, None, opened, lease_until))
-    n_rep = len(rows.REPLAY_COLUMNS.split(","))
+        lanes.append(rows.lane_of(sub, cb, None, opened, lease_until))
+    if len(lanes) >= limit:  # replays would only be skipped
+        return lanes
     for r in await (await conn.execute(q.CLAIMABLE_REPLAYS, {"now": now})).fetchall():
         if len(lanes) >= limit:
             break
@@ -368,17 +366,10 @@ async def _claim(conn: Conn, owner: str, now: int, lease_until: int,
             await conn.execute(q.FINISH_REPLAY, (now, rep.id))
             continue
         await conn.execute(q.LEASE_REPLAY, (owner, lease_until, rep.id))
-        lanes.append(_lane(sub, cb, rep, opened, lease_until))
+        lanes.append(rows.lane_of(sub, cb, rep, opened, lease_until))
     return lanes
 
 
 async def _open_batches(conn: Conn, subscription_id: int, replay_id: int) -> list[Delivery]:
     cur = await conn.execute(q.OPEN_DELIVERIES, (subscription_id, replay_id))
     return [rows.delivery_of(r) for r in await cur.fetchall()]
-
-
-def _lane(sub: Subscription, cb: Callback, replay: Replay | None, opened: list[Delivery],
-          lease_until: int) -> Lane:
-    head = opened[0] if opened and opened[0].state is DeliveryState.PENDING else None
-    queued = tuple(opened[1:] if head else opened)
-    return Lane(sub, cb, replay, head, lease_until, queued)

@@ -118,9 +118,9 @@ class SqliteDeliveryStore:
                  d.last_error, d.updated_at, d.count),
                 (a.delivery_id, a.at, a.url, a.status_code, a.latency_ms, a.error, a.outcome),
                 rec.body, rec.position, rec.retry_at, rec.failing, rec.disable_reason,
-                rec.lease_until, jobs.flat_new(n) if n is not None else None)
+                rec.lease_until, rows.new_delivery_values(n) if n is not None else None)
         opened, active = await self._records.submit(flat)
-        nxt = jobs.opened_delivery(*opened, n) if opened is not None and n else None
+        nxt = rows.opened_delivery(*opened, n) if opened is not None and n else None
         return Recorded(nxt, active)
 
     async def advance(

@@ -15,8 +15,6 @@ from rqs.domain.delivery import (
     CallbackStatus,
     Delivery,
     DeliveryState,
-    Replay,
-    Subscription,
 )
 from rqs.errors import Conflict, NotFound
 from rqs.storage import delivery_rows as rows
@@ -136,13 +134,7 @@ def _owns(c: apsw.Connection, lane: LaneKey, owner: str) -> bool:
 
 
 def _insert_delivery(c: apsw.Connection, n: NewDelivery) -> Delivery:
-    return opened_delivery(*_insert_flat(c, flat_new(n)), n)
-
-
-def opened_delivery(new_id: int, state: str, n: NewDelivery) -> Delivery:
-    return Delivery(new_id, n.msg_id, n.domain, n.subscription_id, n.after_index, n.first_index,
-                    n.last_index, n.advance_to, n.count, n.replay_id or None,
-                    DeliveryState(state), created_at=n.created_at, updated_at=n.created_at)
+    return rows.opened_delivery(*_insert_flat(c, rows.new_delivery_values(n)), n)
 
 
 def _move_lane(c: apsw.Connection, lane: LaneKey, position: int | None, retry_at: int | None,
@@ -154,11 +146,6 @@ def _move_lane(c: apsw.Connection, lane: LaneKey, position: int | None, retry_at
     else:
         c.execute(q.MOVE_SUBSCRIPTION, (position, retry_at, lease_until, owner_clear,
                                         lane.subscription_id))
-
-
-def flat_new(n: NewDelivery) -> tuple[Any, ...]:
-    return (n.msg_id, n.domain, n.subscription_id, n.replay_id, n.after_index, n.first_index,
-            n.last_index, n.advance_to, n.count, n.created_at, n.created_at)
 
 
 def _insert_flat(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[int, str]:
@@ -203,7 +190,7 @@ def record_job(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[tuple[int, st
 def claim_job(c: apsw.Connection, owner: str, now: int, lease_until: int,
            newest: dict[str, int], limit: int) -> list[Lane]:
     lanes: list[Lane] = []
-    n_sub = len(rows.SUBSCRIPTION_COLUMNS.split(","))
+    n_sub, n_rep = rows.SUBSCRIPTION_WIDTH, rows.REPLAY_WIDTH
     for r in c.execute(q.CLAIMABLE_LIVE, (now, now)).fetchall():
         if len(lanes) >= limit:
             break
@@ -212,8 +199,9 @@ def claim_job(c: apsw.Connection, owner: str, now: int, lease_until: int,
         if not opened and sub.position >= newest.get(sub.domain, 0):
             continue
         c.execute(q.LEASE_SUBSCRIPTION, (owner, lease_until, sub.id))
-        lanes.append(_lane(sub, cb, None, opened, lease_until))
-    n_rep = len(rows.REPLAY_COLUMNS.split(","))
+        lanes.append(rows.lane_of(sub, cb, None, opened, lease_until))
+    if len(lanes) >= limit:  # replays would only be skipped
+        return lanes
     for r in c.execute(q.CLAIMABLE_REPLAYS, (now, now)).fetchall():
         if len(lanes) >= limit:
             break
@@ -225,17 +213,10 @@ def claim_job(c: apsw.Connection, owner: str, now: int, lease_until: int,
             c.execute(q.FINISH_REPLAY, (now, rep.id))
             continue
         c.execute(q.LEASE_REPLAY, (owner, lease_until, rep.id))
-        lanes.append(_lane(sub, cb, rep, opened, lease_until))
+        lanes.append(rows.lane_of(sub, cb, rep, opened, lease_until))
     return lanes
 
 
 def _open_batches(c: apsw.Connection, subscription_id: int, replay_id: int) -> list[Delivery]:
     return [rows.delivery_of(r) for r in c.execute(q.OPEN_DELIVERIES,
                                                    (subscription_id, replay_id))]
-
-
-def _lane(sub: Subscription, cb: Callback, replay: Replay | None, opened: list[Delivery],
-          lease_until: int) -> Lane:
-    head = opened[0] if opened and opened[0].state is DeliveryState.PENDING else None
-    queued = tuple(opened[1:] if head else opened)
-    return Lane(sub, cb, replay, head, lease_until, queued)
