@@ -17,7 +17,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "benchmarks.md"
 RQS = [sys.executable, "-m", "rqs.cli"]
-PG = "postgresql://postgres@127.0.0.1:5432/"  # the machine's PostgreSQL; + a database name
 
 
 def psql(sql: str, db: str = "postgres") -> str:

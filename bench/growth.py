@@ -26,7 +26,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +35,6 @@ import aiohttp
 from bench import workload
 from bench.common import (
     DOCS,
-    PG,
     RQS,
     machine,
     percentile,
@@ -45,6 +44,7 @@ from bench.common import (
     tree_kb,
     write_section,
 )
+from bench.pg_raw import scratch_database
 
 POOL = 200_000
 PLOT = DOCS.parent / "growth.png"
@@ -140,13 +140,14 @@ def purge(store: list[str], cut: float) -> tuple[int, float, float]:
 
 def run_backend(backend: str, args: argparse.Namespace, bodies: list[bytes]) -> Run:
     res = Run(backend)
-    db = f"rqs_bench_growth_{uuid.uuid4().hex[:8]}" if backend == "postgres" else None
-    with tempfile.TemporaryDirectory(prefix="rqs-growth-") as tmp:
+    db: str | None = None
+    with tempfile.TemporaryDirectory(prefix="rqs-growth-") as tmp, ExitStack() as stack:
         data = Path(tmp) / "data"
         store = ["--data-dir", str(data)]
-        if db:
-            psql(f"CREATE DATABASE {db}")
-            store = [*store, f"--database-url={PG}{db}"]
+        if backend == "postgres":
+            url = stack.enter_context(scratch_database("growth"))
+            db = url.rsplit("/", 1)[1]
+            store = [*store, f"--database-url={url}"]
             res.settings = "PostgreSQL " + ", ".join(
                 f"{n}={psql(f'SHOW {n}')}" for n in ("server_version", "synchronous_commit",
                                                      "fsync", "shared_buffers", "autovacuum"))
@@ -192,12 +193,6 @@ def run_backend(backend: str, args: argparse.Namespace, bodies: list[bytes]) -> 
         except Exception as exc:
             res.error = f"{type(exc).__name__}: {exc}"[:400]
             print(f"{backend}: FAILED {res.error}", flush=True)
-        finally:
-            if db:
-                try:
-                    psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-                except subprocess.CalledProcessError as exc:
-                    print(f"could not drop {db}: {exc.stderr}", flush=True)
     return res
 
 

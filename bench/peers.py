@@ -31,7 +31,6 @@ import subprocess
 import tempfile
 import time
 import traceback
-import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +38,6 @@ from typing import Any
 
 from bench import workload
 from bench.common import (
-    PG,
     descendants,
     free_port,
     machine,
@@ -51,6 +49,7 @@ from bench.common import (
     write_section,
 )
 from bench.peers_stores import TYPE, Ingested, Nats, Op, Plan, Redis, Rqs
+from bench.pg_raw import scratch_database
 
 OPS = [("ingest", "ingest, batches of 1,000, 4 clients"),
        ("type", "100,000 EMAIL_CLICKED from the start"),
@@ -159,40 +158,36 @@ async def rqs_ops(rqs: Rqs, plan: Plan, res: Result, pids: Pids) -> None:
 
 
 def run_rqs(res: Result, plan: Plan, database: bool, workers: int = 1) -> None:
-    with tempfile.TemporaryDirectory(prefix="rqs-peers-") as tmp:
-        db = f"rqs_bench_peers_{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory(prefix="rqs-peers-") as tmp, contextlib.ExitStack() as stack:
+        db = ""
         extra: list[str] = []
         if database:
-            psql(f"CREATE DATABASE {db}")
-            extra = [f"--database-url={PG}{db}"]
+            url = stack.enter_context(scratch_database("peers"))
+            db = url.rsplit("/", 1)[1]
+            extra = [f"--database-url={url}"]
         if workers > 1:
             extra += ["--workers", str(workers)]
+        server = start_server(Path(tmp) / "data", *extra)
         try:
-            server = start_server(Path(tmp) / "data", *extra)
-            try:
-                rqs = Rqs(server.url, server.token, server.key_id, server.secret)
+            rqs = Rqs(server.url, server.token)
 
-                def pids() -> list[int]:
-                    tree = [server.pid, *descendants(server.pid)]
-                    return tree + (pg_backend_pids(db) if database else [])
+            def pids() -> list[int]:
+                tree = [server.pid, *descendants(server.pid)]
+                return tree + (pg_backend_pids(db) if database else [])
 
-                run(rqs_ops(rqs, plan, res, pids))
-                res.mem_kb = tree_kb(server.pid)
-                if database:
-                    backends = pg_backend_pids(db)
-                    pg_kb = sum(rss_kb(p, "VmHWM") for p in backends)
-                    res.mem_note = (f"rqs processes only (all workers); its {len(backends)} "
-                                    f"PostgreSQL backends peaked at {pg_kb / 1024:,.0f} MiB summed "
-                                    f"(shared "
-                                    f"buffers counted in each)")
-                else:
-                    res.mem_note = "HTTP process + SQLite writer process"
-            finally:
-                server.stop()
-        finally:
+            run(rqs_ops(rqs, plan, res, pids))
+            res.mem_kb = tree_kb(server.pid)
             if database:
-                with contextlib.suppress(subprocess.CalledProcessError):
-                    psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                backends = pg_backend_pids(db)
+                pg_kb = sum(rss_kb(p, "VmHWM") for p in backends)
+                res.mem_note = (f"rqs processes only (all workers); its {len(backends)} "
+                                f"PostgreSQL backends peaked at {pg_kb / 1024:,.0f} MiB summed "
+                                f"(shared "
+                                f"buffers counted in each)")
+            else:
+                res.mem_note = "HTTP process + SQLite writer process"
+        finally:
+            server.stop()
 
 
 async def peer_ops(store: Nats | Redis, plan: Plan, res: Result, pid: int | None) -> None:

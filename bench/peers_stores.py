@@ -102,10 +102,9 @@ async def timed(op: Op, coro: Awaitable[int]) -> int:
 
 
 class Rqs:
-    def __init__(self, url: str, token: str, key_id: str, secret: str) -> None:
+    def __init__(self, url: str, token: str) -> None:
         self.url = url
         self.headers = {"authorization": f"Bearer {token}"}
-        self.admin_basic = "Basic " + base64.b64encode(f"{key_id}:{secret}".encode()).decode()
 
     async def ingest(self, plan: Plan) -> Ingested:
         headers = {**self.headers, "content-type": "application/json"}
