@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Protocol
 from urllib.parse import urlsplit
 
@@ -79,8 +80,12 @@ class Callback:
     created_at: int = 0
     updated_at: int = 0
 
+    def live_secrets(self, now: int) -> tuple[Secret, ...]:
+        """The secrets that still sign at ``now`` (a rotated-out one until it expires)."""
+        return tuple(s for s in self.secrets if s.expires_at is None or s.expires_at > now)
+
     def signing_secrets(self, now: int) -> list[str]:
-        return [s.value for s in self.secrets if s.expires_at is None or s.expires_at > now]
+        return [s.value for s in self.live_secrets(now)]
 
     def url_for_attempt(self, attempt: int) -> str:
         """``attempt`` counts from 1; after 3 failures at the primary, use the backup."""
@@ -326,6 +331,7 @@ def check_secret(secret: str) -> str:
     return secret if secret.startswith(SECRET_PREFIX) else SECRET_PREFIX + secret
 
 
+@lru_cache(maxsize=1024)  # every signed request decodes its callback's secrets
 def _key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
 

@@ -170,7 +170,7 @@ class PushAdmin:
         now = self.now()
         until = now + int(ROTATION_GRACE * 1_000_000)
         kept = tuple(s if s.expires_at is not None else d.Secret(s.value, until)
-                     for s in cb.secrets if s.expires_at is None or s.expires_at > now)
+                     for s in cb.live_secrets(now))
         return replace(cb, secrets=(d.Secret(secret), *kept))
 
     async def rotate_secret(self, who: Principal, name: str, secret: str | None) -> d.Callback:

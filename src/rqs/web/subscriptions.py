@@ -118,10 +118,9 @@ async def get_secrets(request: Request) -> Response:
     push, caller = push_of(request), await who(request)
     caller.require("admin")
     cb = await push.callback(caller, request.path_params["name"])
-    now = push.now()
     return json_response({"signing_secrets": [
-        {"secret": s.value, "expires_at": time_json(s.expires_at)} for s in cb.secrets
-        if s.expires_at is None or s.expires_at > now]})
+        {"secret": s.value, "expires_at": time_json(s.expires_at)}
+        for s in cb.live_secrets(push.now())]})
 
 
 # --- subscriptions -----------------------------------------------------------------------
