@@ -103,7 +103,7 @@ class PostgresDeliveryStore:
         try:
             async with self._tx() as conn:
                 cur = await conn.execute(q.INSERT_SUBSCRIPTION, rows.subscription_values(sub))
-                new_id = int((await cur.fetchone() or (0,))[0])
+                new_id = await _returned_id(cur)
         except psycopg.errors.UniqueViolation:
             raise Conflict(f"subscription {sub.name!r} exists") from None
         return replace(sub, id=new_id)
@@ -230,7 +230,7 @@ class PostgresDeliveryStore:
     async def create_replay(self, replay: Replay) -> Replay:
         async with self._tx() as conn:
             cur = await conn.execute(q.INSERT_REPLAY, rows.replay_values(replay))
-            new_id = int((await cur.fetchone() or (0,))[0])
+            new_id = await _returned_id(cur)
         return replace(replay, id=new_id)
 
     async def get_replay(self, domain: str, replay_id: int) -> Replay | None:
@@ -291,12 +291,19 @@ async def _owns(conn: Conn, lane: LaneKey, owner: str) -> bool:
     return found is not None and found[0] == owner
 
 
+async def _returned_id(cur: psycopg.AsyncCursor[tuple[Any, ...]]) -> int:
+    """The id an ``INSERT … RETURNING id`` gave (it always gives one)."""
+    found = await cur.fetchone()
+    assert found is not None
+    return int(found[0])
+
+
 async def _insert_delivery(conn: Conn, n: NewDelivery) -> Delivery:
     """Open a batch: the lane's head (pending) if it has none, else queued behind it."""
     head = await (await conn.execute(q.HAS_PENDING, (n.subscription_id, n.replay_id))).fetchone()
     state = DeliveryState.QUEUED if head else DeliveryState.PENDING
     params = (*rows.new_delivery_values(n), state.value)
-    new_id = int((await (await conn.execute(q.INSERT_DELIVERY, params)).fetchone() or (0,))[0])
+    new_id = await _returned_id(await conn.execute(q.INSERT_DELIVERY, params))
     return rows.opened_delivery(new_id, state.value, n)
 
 
