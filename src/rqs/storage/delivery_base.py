@@ -20,19 +20,16 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from rqs.domain.delivery import (
     Attempt,
     Callback,
-    CampaignFilter,
     Delivery,
     DeliveryState,
     Replay,
-    Secret,
     Subscription,
 )
 from rqs.errors import Conflict
@@ -171,29 +168,6 @@ def delivery_store_for(storage: Storage) -> DeliveryStore:
         store: DeliveryStore = factory()
         return store
     raise TypeError(f"the {storage.backend} backend has no delivery store")
-
-
-# --- column codecs shared by the SQL backends ---------------------------------------------
-
-
-def encode_secrets(secrets: tuple[Secret, ...]) -> str:
-    return json.dumps([[s.value, s.expires_at] for s in secrets])
-
-
-def decode_secrets(text: str) -> tuple[Secret, ...]:
-    return tuple(Secret(v, e) for v, e in json.loads(text))
-
-
-def encode_filters(filters: tuple[CampaignFilter, ...]) -> str:
-    return json.dumps([[list(f.event_types), list(f.campaign_names)] for f in filters])
-
-
-def decode_filters(text: str) -> tuple[CampaignFilter, ...]:
-    return tuple(CampaignFilter(tuple(t), tuple(n)) for t, n in json.loads(text))
-
-
-def replay_id_of(value: Any) -> int | None:
-    return None if not value else int(value)
 
 
 class LeaseLost(Conflict):

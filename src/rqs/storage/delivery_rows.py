@@ -13,24 +13,41 @@ from rqs.domain.delivery import (
     Attempt,
     Callback,
     CallbackStatus,
+    CampaignFilter,
     Delivery,
     DeliveryState,
     Replay,
     ReplayState,
+    Secret,
     Subscription,
     SubscriptionStatus,
 )
 from rqs.storage.delivery_base import (
     Lane,
     NewDelivery,
-    decode_filters,
-    decode_secrets,
-    encode_filters,
-    encode_secrets,
-    replay_id_of,
 )
 
 Row = tuple[Any, ...]
+
+
+def encode_secrets(secrets: tuple[Secret, ...]) -> str:
+    return json.dumps([[s.value, s.expires_at] for s in secrets])
+
+
+def decode_secrets(text: str) -> tuple[Secret, ...]:
+    return tuple(Secret(v, e) for v, e in json.loads(text))
+
+
+def encode_filters(filters: tuple[CampaignFilter, ...]) -> str:
+    return json.dumps([[list(f.event_types), list(f.campaign_names)] for f in filters])
+
+
+def decode_filters(text: str) -> tuple[CampaignFilter, ...]:
+    return tuple(CampaignFilter(tuple(t), tuple(n)) for t, n in json.loads(text))
+
+
+def replay_id_of(value: Any) -> int | None:
+    return None if not value else int(value)
 
 CALLBACK_COLUMNS = ("domain, name, url, batch_size, auth_user, auth_password, backup_url, "
                     "secrets, status, status_reason, failing_since, verified_at, created_at, "
