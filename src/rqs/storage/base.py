@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from rqs.domain.events import NewEvent, StoredEvent
@@ -103,13 +103,6 @@ class CursorLease(Protocol):
     state: CursorState
 
     async def commit(self, position: int, delivered: int, skipped: int = 0) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class DomainInfo:
-    name: str
-    bounds: Bounds
-    counts: list[TypeCount] = field(default_factory=list)
 
 
 class Storage(Protocol):

@@ -61,6 +61,14 @@ REPLAY_COLUMNS = ("id, domain, subscription_id, after_index, through_index, sinc
                   "position, state, delivered, created_at, updated_at")
 ATTEMPT_COLUMNS = "delivery_id, at, url, status_code, latency_ms, error, outcome, id"
 SUBSCRIPTION_WIDTH = len(SUBSCRIPTION_COLUMNS.split(","))
+JOIN_CALLBACK = "JOIN callbacks c ON c.domain = s.domain AND c.name = s.callback"
+
+
+def prefixed(alias: str, columns: str) -> str:
+    """``columns`` qualified by a table alias: "a, b" -> "s.a, s.b"."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
 REPLAY_WIDTH = len(REPLAY_COLUMNS.split(","))
 
 

@@ -6,16 +6,11 @@ from rqs.storage.delivery_rows import (
     ATTEMPT_COLUMNS,
     CALLBACK_COLUMNS,
     DELIVERY_COLUMNS,
+    JOIN_CALLBACK,
     REPLAY_COLUMNS,
     SUBSCRIPTION_COLUMNS,
+    prefixed,
 )
-
-_JOIN_CALLBACK = "JOIN callbacks c ON c.domain = s.domain AND c.name = s.callback"
-
-
-def _prefixed(alias: str, columns: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
-
 
 _marks = ", ".join("?" * len(CALLBACK_COLUMNS.split(",")))
 INSERT_CALLBACK = f"INSERT INTO callbacks ({CALLBACK_COLUMNS}) VALUES ({_marks})"
@@ -72,27 +67,27 @@ DELETE_SUBSCRIPTION_ALL = (
 )
 LANE_STATE = f"""
 SELECT s.domain, s.callback, s.lease_owner, s.status = 'ACTIVE' AND c.status = 'ACTIVE'
-FROM subscriptions s {_JOIN_CALLBACK} WHERE s.id = ?
+FROM subscriptions s {JOIN_CALLBACK} WHERE s.id = ?
 """
 REPLAY_STATE = "SELECT lease_owner, state = 'running' FROM replays WHERE id = ?"
 SUBSCRIPTION_OWNER = "SELECT lease_owner FROM subscriptions WHERE id = ?"
 REPLAY_OWNER = "SELECT lease_owner FROM replays WHERE id = ?"
 
 ACTIVE_DOMAINS = f"""
-SELECT DISTINCT s.domain FROM subscriptions s {_JOIN_CALLBACK}
+SELECT DISTINCT s.domain FROM subscriptions s {JOIN_CALLBACK}
 WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE'
 """
 CLAIMABLE_LIVE = f"""
-SELECT {_prefixed('s', SUBSCRIPTION_COLUMNS)}, {_prefixed('c', CALLBACK_COLUMNS)}
-FROM subscriptions s {_JOIN_CALLBACK}
+SELECT {prefixed('s', SUBSCRIPTION_COLUMNS)}, {prefixed('c', CALLBACK_COLUMNS)}
+FROM subscriptions s {JOIN_CALLBACK}
 WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE'
   AND (s.lease_until IS NULL OR s.lease_until <= ?1) AND (s.retry_at IS NULL OR s.retry_at <= ?2)
 ORDER BY coalesce(s.retry_at, 0), s.id
 """
 CLAIMABLE_REPLAYS = f"""
-SELECT {_prefixed('r', REPLAY_COLUMNS)}, {_prefixed('s', SUBSCRIPTION_COLUMNS)},
-       {_prefixed('c', CALLBACK_COLUMNS)}
-FROM replays r JOIN subscriptions s ON s.id = r.subscription_id {_JOIN_CALLBACK}
+SELECT {prefixed('r', REPLAY_COLUMNS)}, {prefixed('s', SUBSCRIPTION_COLUMNS)},
+       {prefixed('c', CALLBACK_COLUMNS)}
+FROM replays r JOIN subscriptions s ON s.id = r.subscription_id {JOIN_CALLBACK}
 WHERE r.state = 'running' AND s.status = 'ACTIVE' AND c.status = 'ACTIVE'
   AND (r.lease_until IS NULL OR r.lease_until <= ?1) AND (r.retry_at IS NULL OR r.retry_at <= ?2)
 ORDER BY r.id
@@ -147,7 +142,7 @@ INSERT INTO delivery_attempts (delivery_id, at, url, status_code, latency_ms, er
 VALUES (?, ?, ?, ?, ?, ?, ?)
 """
 LIST_ATTEMPTS = f"""
-SELECT {_prefixed('a', ATTEMPT_COLUMNS)} FROM delivery_attempts a
+SELECT {prefixed('a', ATTEMPT_COLUMNS)} FROM delivery_attempts a
 JOIN deliveries d ON d.id = a.delivery_id
 WHERE d.domain = ? AND a.delivery_id = ? ORDER BY a.id
 """
