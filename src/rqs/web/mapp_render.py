@@ -7,18 +7,20 @@ outputs are ``index``, ``type``, ``channel``, ``received_at`` (ISO 8601 UTC), th
 ``rqs.domain.flatten``.
 
 Speed matters here: a poll may return 100,000 events of a dozen fields each. Building a
-Python object per field and encoding it costs several times the storage scan, so payloads
-of the common shape (``flatten.simple``, decoded a chunk at a time) are spliced into a
-template per list of names, and everything else takes the general path; both give
-identical bytes (tests check this). The fixed outputs are formatted once per type and
-commit.
+Python object per field and encoding it costs several times the storage scan, so the
+payload pairs are rendered by ``rqs._speedups`` (C, walking the stored bytes with the GIL
+released) where it was built. Without it, payloads of the common shape
+(``flatten.simple``, decoded a chunk at a time) are spliced into a template per list of
+names. Payloads either of those declines take the general path; all three give identical
+bytes (tests check this). The fixed outputs are formatted once per type and commit.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from enum import Enum
+from typing import Protocol
 
 import msgspec
 
@@ -66,6 +68,28 @@ _TEMPLATE_CACHE_SIZE = 4096
 Template = list[str | None]
 
 
+class Native(Protocol):
+    """What ``rqs._speedups`` provides (see its stub for the arguments)."""
+
+    def render_pairs(self, payloads: Sequence[bytes], xml: bool, /) -> list[bytes | None]: ...
+
+    def render_events(self, events: Sequence[StoredEvent], xml: bool, head_a: bytes,
+                      head_b: bytes, head_c: bytes, tail: bytes,
+                      head: Callable[[StoredEvent], bytes], fixed: Callable[[StoredEvent], bytes],
+                      pairs: Callable[[bytes], bytes], /) -> bytes: ...
+
+
+def _load_native() -> Native | None:
+    try:
+        from rqs import _speedups
+    except ImportError:  # installed without a C compiler: the Python paths give the same bytes
+        return None
+    return _speedups
+
+
+NATIVE: Native | None = _load_native()
+
+
 class Renderer:
     """Encodes one response's events chunk by chunk; holds per-response caches.
 
@@ -80,11 +104,13 @@ class Renderer:
     OPEN = CLOSE = b""
     xml = False
 
-    def __init__(self) -> None:
+    def __init__(self, native: Native | None = NATIVE) -> None:
+        self._native = native
         self._fixed: dict[str, tuple[str, str]] = {}  # type -> (channel, rendered outputs)
         self._received_at = -1
         self._started = False
         self._templates: dict[tuple[str, ...], Template] = {}
+        self._heads: dict[str, tuple[bytes, bytes, bytes]] = {}
 
     def quote(self, text: str) -> str:
         """A name or value as it appears between the literal pieces."""
@@ -122,6 +148,44 @@ class Renderer:
         return text
 
     def events(self, events: list[StoredEvent]) -> bytes:
+        """The async results of these events, a chunk of one response."""
+        if self._native is None or not events:
+            body = self._events_python(events)
+        else:
+            domain = events[0].domain  # a response reads one domain
+            a, b, c = self._heads.get(domain) or self._head_pieces(domain)
+            body = self._native.render_events(
+                events, self.xml, a, b, c, self.TAIL.encode(), self._head_bytes,
+                self._fixed_bytes, self._pairs_bytes)
+        if not self._started and body:
+            self._started = True
+            body = self.first(body)
+        return body
+
+    # The native renderer's pieces and callbacks: everything but the common case's payload
+    # pairs is formatted here, by the same code as the Python path.
+
+    def _head_pieces(self, domain: str) -> tuple[bytes, bytes, bytes]:
+        a, b, c = self.HEAD.format(domain, "\x00").encode().split(b"\x00")
+        self._heads[domain] = (a, b, c)
+        return a, b, c
+
+    def _head_bytes(self, e: StoredEvent) -> bytes:
+        """Everything before the payload pairs, for an event with a sender id or time."""
+        text = (self.HEAD.format(e.domain, e.index) if e.ext_id is None
+                else self.HEAD_ID.format(e.domain, e.index, self.quote(e.ext_id)))
+        text += self.fixed(e)
+        if e.occurred_at is not None:
+            text += self.pairs([("occurred_at", format_time(e.occurred_at))])
+        return text.encode()
+
+    def _fixed_bytes(self, e: StoredEvent) -> bytes:
+        return self.fixed(e).encode()
+
+    def _pairs_bytes(self, payload: bytes) -> bytes:
+        return self.pairs(flatten.flatten_json(payload)).encode()
+
+    def _events_python(self, events: list[StoredEvent]) -> bytes:
         payloads = [e.payload for e in events]
         found = flatten.simple_each(payloads)
         # XML needs & < > escaped; most chunks hold none, and then no event needs a look.
@@ -160,14 +224,11 @@ class Renderer:
                     add(self.pairs(flatten.flatten_json(e.payload)))
                 add(tail)
         self._received_at = received_at
-        text = "".join(parts)  # type: ignore[arg-type]  # every None slot was filled
-        if not self._started and text:
-            self._started = True
-            text = self.first(text)
-        return text.encode()
+        return "".join(parts).encode()  # type: ignore[arg-type]  # every None slot was filled
 
-    def first(self, text: str) -> str:
-        return text
+    def first(self, body: bytes) -> bytes:
+        """The response's first rendered chunk, adjusted (JSON drops the separating comma)."""
+        return body
 
 
 class JsonRenderer(Renderer):
@@ -180,8 +241,8 @@ class JsonRenderer(Renderer):
     HEAD_ID = ',{{"queueId":{2},"output":[{{"name":"index","value":"{1}"}}'
     OPEN, CLOSE = b"[", b"]"
 
-    def first(self, text: str) -> str:
-        return text[1:]  # every event starts with its separating comma
+    def first(self, body: bytes) -> bytes:
+        return body[1:]  # every event starts with its separating comma
 
     def quote(self, text: str) -> str:
         return json_text(text)
@@ -212,8 +273,9 @@ class XmlRenderer(Renderer):
         return xml_text(text)
 
 
-def renderer(fmt: Format) -> Renderer:
-    return XmlRenderer() if fmt is Format.XML else JsonRenderer()
+def renderer(fmt: Format, native: Native | None = NATIVE) -> Renderer:
+    """A renderer for one response; ``native=None`` forces the Python paths (tests)."""
+    return XmlRenderer(native) if fmt is Format.XML else JsonRenderer(native)
 
 
 # --- content negotiation ---------------------------------------------------------------

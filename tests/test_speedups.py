@@ -1,0 +1,149 @@
+"""The C renderer of Mapp outputs (rqs._speedups) against the Python paths it replaces.
+
+Every payload it accepts must render to exactly the bytes of the general Python path; what
+it declines (None) is rendered by Python, so declining is safe and accepting is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from typing import Any
+
+import pytest
+from bench import workload
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rqs.domain import flatten
+from rqs.web import mapp_render
+from tests.support import samples
+
+render_pairs = mapp_render.NATIVE.render_pairs if mapp_render.NATIVE else None
+
+
+def test_the_extension_is_built_in_ci() -> None:
+    # Locally an install without a C compiler falls back to Python; CI must test the C path.
+    if render_pairs is None:
+        if os.environ.get("CI"):
+            pytest.fail("rqs._speedups is not built: CI must compile and test it")
+        pytest.skip("rqs._speedups is not built (no C compiler at install time)")
+
+
+needs_native = pytest.mark.skipif(render_pairs is None, reason="rqs._speedups is not built")
+
+
+def python_pairs(raw: bytes, xml: bool) -> bytes:
+    fmt = mapp_render.Format.XML if xml else mapp_render.Format.JSON
+    return mapp_render.renderer(fmt, None).pairs(flatten.flatten_json(raw)).encode()
+
+
+def check(payloads: list[bytes]) -> list[bool]:
+    """Asserts C == Python for every payload C accepts; which ones it accepted."""
+    assert render_pairs is not None
+    accepted = []
+    for xml in (False, True):
+        for raw, got in zip(payloads, render_pairs(payloads, xml), strict=True):
+            if got is not None:
+                assert got == python_pairs(raw, xml), (raw, xml)
+            if not xml:
+                accepted.append(got is not None)
+    return accepted
+
+
+# Text that exercises the escaping rules of both formats and UTF-8 of every length.
+TEXT = st.text(st.sampled_from(list('ab &<>"\\/\n\t\r\x00\x1f\x7f é中😀\u2028\ufffe\uffff.-0')),
+               max_size=8)
+SCALARS = st.one_of(TEXT, st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                    st.floats(allow_nan=False, allow_infinity=False))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
+PROP = st.one_of(st.fixed_dictionaries({"name": TEXT, "value": VALUES}),
+                 st.fixed_dictionaries({"value": VALUES, "name": VALUES, "x": VALUES}),
+                 VALUES)
+OPTIONAL = st.fixed_dictionaries({"props": st.fixed_dictionaries(
+    {"prop": st.one_of(PROP, st.lists(PROP, max_size=4))}, optional={"other": VALUES})},
+    optional={"more": VALUES})
+PAYLOADS = st.dictionaries(TEXT, VALUES, max_size=6).flatmap(
+    lambda d: st.one_of(st.just(d), OPTIONAL.map(lambda o: {**d, "optionalData": o}),
+                        st.just({**d, "optionalData": None})))
+
+
+@needs_native
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(PAYLOADS, st.sampled_from([None, 0, 1, 2]))
+def test_accepted_payloads_render_exactly_as_in_python(payload: dict[str, Any],
+                                                       indent: int | None) -> None:
+    raw = json.dumps(payload, indent=indent, ensure_ascii=False).encode()
+    check([raw, json.dumps(payload).encode()])  # raw UTF-8 and \u escapes
+
+
+@needs_native
+def test_what_it_accepts() -> None:
+    clean = [json.dumps(p, ensure_ascii=False).encode() for p in samples()]
+    clean += [json.dumps(e).encode() for e in workload.events(200)]
+    clean += [json.dumps(p, indent=2).encode() for p in samples()[:5]]
+    clean += [b'{"a":1,"b":-7,"c":true,"d":false,"e":null,"f":[],"g":{},"h":[{"i":"j"}]}',
+              b'{"":{"":"x"},"k":["a",["b"]]}',
+              b'{"optionalData":{"props":{"prop":{"value":"v"},"x":"y"},"o":"p"}}',
+              b'{"optionalData":{"props":{"prop":[{"name":"N","t":"u","value":"v"},"w"]}}}',
+              b'{"a":"&<>","optionalData":{"props":{"prop":{"name":"<k>","value":"&v"}}}}',
+              '{"a":"\u00e9\u4e2d\U0001f600"}'.encode()]
+    assert all(check(clean)), [p for p, ok in zip(clean, check(clean), strict=True) if not ok]
+
+
+@needs_native
+def test_what_it_leaves_to_python() -> None:
+    declined = [b'{"a":"q\\"uote"}', b'{"a":"\\u00e9"}', b'{"a":1.5}', b'{"a":1e3}',
+                b'{"a":-0}', b'{"a":1234567890123456789}', b'{"a":"1","a":"2"}',
+                b'{"a":"\x01"}', b'{"a":"\xff"}', b'{"a":"\xed\xa0\x80"}', b'[1]', b'"x"',
+                b'{"a":"x"} trailing', b'{"a":"x"', b'{"a" "x"}', b'{"a":nul}',
+                b'{"a":' + b'[' * 70 + b']' * 70 + b'}',
+                b'{"optionalData":{"props":{"prop":[{"name":"x","name":"y"}]}}}']
+    assert check(declined) == [False] * len(declined)
+    assert render_pairs is not None
+    nonchar = '{"a":"\uffff"}'.encode()
+    assert render_pairs([nonchar], True) == [None]  # XML forbids U+FFFF
+    assert render_pairs([nonchar], False) == [python_pairs(nonchar, False)]
+
+
+@needs_native
+def test_arguments_are_checked() -> None:
+    assert render_pairs is not None
+    assert render_pairs([], False) == []
+    with pytest.raises(TypeError, match="payload 1 is str"):
+        render_pairs([b"{}", "{}"], False)  # type: ignore[list-item]
+
+
+@needs_native
+@pytest.mark.parametrize("fmt", list(mapp_render.Format))
+def test_whole_responses_match_the_python_renderer(fmt: mapp_render.Format) -> None:
+    from tests.test_flatten import TRICKY, _events
+
+    rng = random.Random(5)
+    payloads: list[Any] = [*samples(), *TRICKY, {"a": 1.5}, {"a": "q\"uote"}]
+    events = _events(rng.sample(payloads * 3, len(payloads) * 3))
+
+    def render(native: mapp_render.Native | None) -> bytes:
+        out = mapp_render.renderer(fmt, native)
+        third = len(events) // 3
+        return (out.OPEN + out.events(events[:third]) + out.events(events[third:2 * third])
+                + out.events(events[2 * third:]) + out.CLOSE)
+
+    assert render(mapp_render.NATIVE) == render(None)
+
+
+@needs_native
+def test_damaged_payloads_are_declined_or_rendered_right() -> None:
+    # Truncations and flipped bytes: a walk over raw bytes must never read past the end
+    # or accept what is not JSON (Python would render it as one "payload" pair).
+    rng = random.Random(11)
+    damaged = []
+    for p in samples():
+        raw = json.dumps(p, ensure_ascii=False).encode()
+        damaged += [raw[:cut] for cut in rng.sample(range(len(raw)), 20)]
+        for _ in range(20):
+            at = rng.randrange(len(raw))
+            damaged.append(raw[:at] + bytes([rng.randrange(256)]) + raw[at + 1:])
+    check(damaged)
