@@ -262,3 +262,46 @@ async def test_records_of_one_lane_apply_in_call_order(store: DeliveryStore,
     states = [x.state for x in await store.list_deliveries("dom", subscription_id=sub.id)]
     assert states == [d.DeliveryState.QUEUED] * 3 + [d.DeliveryState.PENDING] + [
         d.DeliveryState.SUCCEEDED] * 4
+
+
+async def test_claim_takes_at_most_limit_lanes_and_leaves_the_rest(store: DeliveryStore,
+                                                                  storage: Storage) -> None:
+    await store.create_callback(callback())
+    subs = [await store.create_subscription(d.Subscription(
+        "dom", f"sub{i}", "cb", ("EMAIL_BOUNCED",), created_at=T0, updated_at=T0))
+        for i in range(4)]
+    # Up to date: nothing to send, so it must not take up a place in the limit.
+    await store.create_subscription(d.Subscription("dom", "current", "cb", ("EMAIL_BOUNCED",),
+                                                   position=5, created_at=T0, updated_at=T0))
+    await storage.append("dom", [ev() for _ in range(5)])
+    replay = await store.create_replay(d.Replay(0, "dom", subs[0].id, 0, 5, created_at=T0,
+                                                updated_at=T0))
+    due = {LaneKey(s.id) for s in subs} | {LaneKey(subs[0].id, replay.id)}
+    lease = T0 + 60 * S
+    first = await store.claim("a", T0, lease, {"dom": 5}, 2)
+    assert len(first) == 2
+    assert all(lane.replay is None for lane in first)  # live lanes before replays
+    rest = await store.claim("b", T0, lease, {"dom": 5}, 10)
+    assert len(rest) == 3
+    assert {lane.key for lane in first} | {lane.key for lane in rest} == due
+    assert await store.claim("c", T0, lease, {"dom": 5}, 10) == []  # every due lane is held
+
+
+async def test_claim_serves_first_the_lane_due_longest(store: DeliveryStore,
+                                                       storage: Storage) -> None:
+    await store.create_callback(callback())
+    old, waiting = [await store.create_subscription(d.Subscription(
+        "dom", name, "cb", ("EMAIL_BOUNCED",), created_at=T0, updated_at=T0))
+        for name in ("old", "waiting")]
+    await storage.append("dom", [ev() for _ in range(5)])
+    assert len(await store.claim("x", T0, T0 + 60 * S, {"dom": 5}, 10)) == 2
+    # "waiting" failed an attempt and may retry from 30 s on; "x" never comes back for
+    # "old", whose lease lapses at 60 s.
+    batch = await store.open_delivery(LaneKey(waiting.id), "x", new(waiting, 0, 5))
+    await store.record(LaneKey(waiting.id), "x",
+                       done(batch, d.DeliveryState.PENDING, retry_at=T0 + 30 * S))
+    now, lease = T0 + 100 * S, T0 + 160 * S
+    assert [lane.key for lane in await store.claim("y", now, lease, {"dom": 5}, 1)] == [
+        LaneKey(waiting.id)]
+    assert [lane.key for lane in await store.claim("y", now, lease, {"dom": 5}, 1)] == [
+        LaneKey(old.id)]

@@ -5,13 +5,17 @@ also writes the lease, so two workers never claim the same lane and never wait f
 other. Every later write of a worker locks the lane's row and checks that the lease is
 still its own; a worker whose lease expired and was taken over changes nothing but the
 attempts log. Connections come from the event store's pool.
+
+A worker claims and records all the time, so both run pipelined: statements go out
+without waiting for each other, BEGIN and COMMIT ride along, and only a result the code
+must look at before going on costs a round trip. Each takes two.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -144,7 +148,23 @@ class PostgresDeliveryStore:
     async def claim(
         self, owner: str, now: int, lease_until: int, newest: Mapping[str, int], limit: int
     ) -> list[Lane]:
-        return await self._run(_claim, owner, now, lease_until, dict(newest), limit)
+        if limit <= 0:
+            return []
+        params = {"owner": owner, "now": now, "lease_until": lease_until, "limit": limit,
+                  "domains": list(newest), "newest": list(newest.values())}
+        batches = None
+        async with self._connections() as conn:
+            # The batches are read by a statement of their own, after the claim locked
+            # their lanes (see OPEN_DELIVERIES): a second round trip, shared with COMMIT.
+            async with _pipelined_transaction(conn):
+                claimed = await (await conn.execute(q.CLAIM, params)).fetchall()
+                if claimed:
+                    subscription_ids = [r[rows.REPLAY_WIDTH] for r in claimed]
+                    replay_ids = [r[0] or LIVE for r in claimed]
+                    batches = await conn.execute(q.OPEN_DELIVERIES,
+                                                 (subscription_ids, replay_ids))
+            opened = await batches.fetchall() if batches else []
+        return _lanes(claimed, [rows.delivery_of(r) for r in opened], lease_until)
 
     async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery:
         async def run(conn: Conn) -> Delivery:
@@ -170,7 +190,8 @@ class PostgresDeliveryStore:
         try:
             if previous is not None:
                 await asyncio.shield(previous)
-            return await self._run(_record, lane, owner, rec)
+            async with self._connections() as conn:
+                return await _record(conn, lane, owner, rec)
         finally:
             mine.set_result(None)
             if self._tails.get(lane) is mine:
@@ -261,6 +282,25 @@ class PostgresDeliveryStore:
 # --- transactions ----------------------------------------------------------------------
 
 
+@asynccontextmanager
+async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
+    """A transaction whose statements go out without waiting for each other: only a fetch
+    inside it, and its end, wait for the server. BEGIN and COMMIT are plain statements in
+    the pipeline because ``conn.transaction()`` there syncs at both ends (two round trips
+    more)."""
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield
+            await conn.execute("COMMIT")
+    except BaseException:
+        # A failed statement leaves the transaction aborted, a failure in the block leaves
+        # it open: end it here, as conn.transaction() would, so the pool gets it back idle.
+        with suppress(psycopg.Error):
+            await conn.rollback()
+        raise
+
+
 async def _update_callback(conn: Conn, cb: Callback) -> None:
     before = await (await conn.execute(q.LOCK_CALLBACK, (cb.domain, cb.name))).fetchone()
     if before is None:
@@ -274,10 +314,12 @@ async def _update_callback(conn: Conn, cb: Callback) -> None:
 
 async def _lane_state(conn: Conn, lane: LaneKey) -> Row | None:
     """(domain, callback, lease owner, active) of a lane, locked; None if it is gone."""
-    found: Row | None = await (await conn.execute(q.LANE_STATE,
-                                                  (lane.subscription_id,))).fetchone()
-    if found is not None and lane.replay_id:
-        rep = await (await conn.execute(q.REPLAY_STATE, (lane.replay_id,))).fetchone()
+    # Both sent before either is read: in a pipeline, they share one round trip.
+    sub_cur = await conn.execute(q.LANE_STATE, (lane.subscription_id,))
+    rep_cur = await conn.execute(q.REPLAY_STATE, (lane.replay_id,)) if lane.replay_id else None
+    found: Row | None = await sub_cur.fetchone()
+    if found is not None and rep_cur is not None:
+        rep = await rep_cur.fetchone()
         found = None if rep is None else (found[0], found[1], rep[0], found[3] and rep[1])
     return found
 
@@ -298,13 +340,21 @@ async def _returned_id(cur: psycopg.AsyncCursor[tuple[Any, ...]]) -> int:
     return int(found[0])
 
 
-async def _insert_delivery(conn: Conn, n: NewDelivery) -> Delivery:
+async def _send_delivery(conn: Conn, n: NewDelivery) -> psycopg.AsyncCursor[Row]:
     """Open a batch: the lane's head (pending) if it has none, else queued behind it."""
-    head = await (await conn.execute(q.HAS_PENDING, (n.subscription_id, n.replay_id))).fetchone()
-    state = DeliveryState.QUEUED if head else DeliveryState.PENDING
-    params = (*rows.new_delivery_values(n), state.value)
-    new_id = await _returned_id(await conn.execute(q.INSERT_DELIVERY, params))
-    return rows.opened_delivery(new_id, state.value, n)
+    return await conn.execute(q.INSERT_DELIVERY, (*rows.new_delivery_values(n),
+                                                  n.subscription_id, n.replay_id))
+
+
+async def _opened(cur: psycopg.AsyncCursor[Row], n: NewDelivery) -> Delivery:
+    """The batch ``_send_delivery`` opened."""
+    found = await cur.fetchone()
+    assert found is not None  # RETURNING always yields the new row
+    return rows.opened_delivery(int(found[0]), found[1], n)
+
+
+async def _insert_delivery(conn: Conn, n: NewDelivery) -> Delivery:
+    return await _opened(await _send_delivery(conn, n), n)
 
 
 async def _move_lane(conn: Conn, lane: LaneKey, position: int | None, retry_at: int | None,
@@ -317,66 +367,52 @@ async def _move_lane(conn: Conn, lane: LaneKey, position: int | None, retry_at: 
 
 async def _record(conn: Conn, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
     d, a = rec.delivery, rec.attempt
-    await conn.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code,
-                                          a.latency_ms, a.error, a.outcome))
-    state = await _lane_state(conn, lane)
-    if state is None or state[2] != owner:
-        # Deleted meanwhile, or another worker took the lane over: the attempt is logged,
-        # and nothing else changes (the new holder decides about the batch).
-        return Recorded(None, False)
-    domain, callback, _, active = state
-    await conn.execute(q.UPDATE_DELIVERY, {
-        "state": d.state.value, "attempts": d.attempts, "next_at": d.next_attempt_at,
-        "status": d.last_status, "error": d.last_error, "updated": d.updated_at,
-        "body": rec.body, "id": d.id})
-    if rec.failing == "start":
-        await conn.execute(q.CALLBACK_FAILING, (a.at, domain, callback))
-    elif rec.failing == "clear":
-        await conn.execute(q.CALLBACK_RECOVERED, (domain, callback))
-    if rec.disable_reason is not None:
-        await conn.execute(q.DISABLE_CALLBACK, (rec.disable_reason, a.at, domain, callback))
-        active = False
-    done = d.state is not DeliveryState.PENDING
-    if done:  # the next opened batch becomes the head
-        await conn.execute(q.PROMOTE_QUEUED, (lane.subscription_id, lane.replay_id))
-    await _move_lane(conn, lane, rec.position, rec.retry_at, rec.lease_until,
-                     d.count if done else 0, a.at)
-    if not active:
-        return Recorded(None, False)
-    nxt = await _insert_delivery(conn, rec.next) if rec.next is not None else None
-    return Recorded(nxt, True)
+    opening = None
+    # Whether the lane is still ours decides what to write, so reading its state waits
+    # for the server; everything after it goes out at once with COMMIT.
+    async with _pipelined_transaction(conn):
+        await conn.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code,
+                                              a.latency_ms, a.error, a.outcome))
+        state = await _lane_state(conn, lane)
+        if state is None or state[2] != owner:
+            # Deleted meanwhile, or another worker took the lane over: the attempt is
+            # logged, and nothing else changes (the new holder decides about the batch).
+            return Recorded(None, False)
+        domain, callback, _, active = state
+        await conn.execute(q.UPDATE_DELIVERY, {
+            "state": d.state.value, "attempts": d.attempts, "next_at": d.next_attempt_at,
+            "status": d.last_status, "error": d.last_error, "updated": d.updated_at,
+            "body": rec.body, "id": d.id})
+        if rec.failing == "start":
+            await conn.execute(q.CALLBACK_FAILING, (a.at, domain, callback))
+        elif rec.failing == "clear":
+            await conn.execute(q.CALLBACK_RECOVERED, (domain, callback))
+        if rec.disable_reason is not None:
+            await conn.execute(q.DISABLE_CALLBACK, (rec.disable_reason, a.at, domain, callback))
+            active = False
+        done = d.state is not DeliveryState.PENDING
+        if done:  # the next opened batch becomes the head
+            await conn.execute(q.PROMOTE_QUEUED, (lane.subscription_id, lane.replay_id))
+        await _move_lane(conn, lane, rec.position, rec.retry_at, rec.lease_until,
+                         d.count if done else 0, a.at)
+        if active and rec.next is not None:
+            opening = await _send_delivery(conn, rec.next)
+    if opening is None or rec.next is None:
+        return Recorded(None, active)
+    return Recorded(await _opened(opening, rec.next), True)
 
 
-async def _claim(conn: Conn, owner: str, now: int, lease_until: int,
-                 newest: dict[str, int], limit: int) -> list[Lane]:
-    lanes: list[Lane] = []
+def _lanes(claimed: list[Row], opened: list[Delivery], lease_until: int) -> list[Lane]:
+    """CLAIM's rows (replay, subscription, callback) as lanes, each with its open batches."""
     n_sub, n_rep = rows.SUBSCRIPTION_WIDTH, rows.REPLAY_WIDTH
-    for r in await (await conn.execute(q.CLAIMABLE_LIVE, {"now": now})).fetchall():
-        if len(lanes) >= limit:
-            break
-        sub, cb = rows.subscription_of(r[:n_sub]), rows.callback_of(r[n_sub:])
-        opened = await _open_batches(conn, sub.id, LIVE)
-        if not opened and sub.position >= newest.get(sub.domain, 0):
-            continue
-        await conn.execute(q.LEASE_SUBSCRIPTION, (owner, lease_until, sub.id))
-        lanes.append(rows.lane_of(sub, cb, None, opened, lease_until))
-    if len(lanes) >= limit:  # replays would only be skipped
-        return lanes
-    for r in await (await conn.execute(q.CLAIMABLE_REPLAYS, {"now": now})).fetchall():
-        if len(lanes) >= limit:
-            break
-        rep = rows.replay_of(r[:n_rep])
+    batches: dict[LaneKey, list[Delivery]] = {}
+    for x in opened:
+        batches.setdefault(LaneKey(x.subscription_id, x.replay_id or LIVE), []).append(x)
+    lanes = []
+    for r in claimed:
+        rep = rows.replay_of(r[:n_rep]) if r[0] is not None else None
         sub = rows.subscription_of(r[n_rep:n_rep + n_sub])
         cb = rows.callback_of(r[n_rep + n_sub:])
-        opened = await _open_batches(conn, sub.id, rep.id)
-        if not opened and rep.position >= rep.through_index:
-            await conn.execute(q.FINISH_REPLAY, (now, rep.id))
-            continue
-        await conn.execute(q.LEASE_REPLAY, (owner, lease_until, rep.id))
-        lanes.append(rows.lane_of(sub, cb, rep, opened, lease_until))
+        key = LaneKey(sub.id, rep.id if rep else LIVE)
+        lanes.append(rows.lane_of(sub, cb, rep, batches.get(key, []), lease_until))
     return lanes
-
-
-async def _open_batches(conn: Conn, subscription_id: int, replay_id: int) -> list[Delivery]:
-    cur = await conn.execute(q.OPEN_DELIVERIES, (subscription_id, replay_id))
-    return [rows.delivery_of(r) for r in await cur.fetchall()]

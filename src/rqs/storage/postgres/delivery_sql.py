@@ -8,6 +8,7 @@ from rqs.storage.delivery_rows import (
     DELIVERY_COLUMNS,
     JOIN_CALLBACK,
     REPLAY_COLUMNS,
+    REPLAY_WIDTH,
     SUBSCRIPTION_COLUMNS,
     prefixed,
 )
@@ -84,27 +85,79 @@ ACTIVE_DOMAINS = f"""
 SELECT DISTINCT s.domain FROM subscriptions s {JOIN_CALLBACK}
 WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE' ORDER BY s.domain
 """
-CLAIMABLE_LIVE = f"""
-SELECT {prefixed('s', SUBSCRIPTION_COLUMNS)}, {prefixed('c', CALLBACK_COLUMNS)}
-FROM subscriptions s {JOIN_CALLBACK}
-WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE'
-  AND (s.lease_until IS NULL OR s.lease_until <= %(now)s)
-  AND (s.retry_at IS NULL OR s.retry_at <= %(now)s)
-ORDER BY coalesce(s.retry_at, 0), s.id
-FOR UPDATE OF s SKIP LOCKED
-"""
-CLAIMABLE_REPLAYS = f"""
+# Claiming. A lane is claimed only with something to send: open batches, or events past
+# its position (a due replay with neither is finished instead). Live lanes go first and
+# replays get what they leave of the limit; each kind in the order it became due (never
+# waiting counts as due all along), so a lane whose retry or lost lease came due long ago
+# is not passed over. Only the rows leased are locked, and held ones are skipped:
+# concurrent claimers neither wait for each other nor take the same lane. The lease and
+# due conditions stay on the locked table itself, where PostgreSQL checks them again on
+# a row that another claimer leased after this statement's snapshot was taken.
+_NO_REPLAY = ", ".join(["NULL"] * REPLAY_WIDTH)  # a live lane's replay columns
+_LIVE_HAS_WORK = """(s.position < coalesce(n.newest, 0) OR EXISTS (
+        SELECT 1 FROM deliveries d
+        WHERE d.subscription_id = s.id AND d.replay_id = 0 AND d.state IN ('pending', 'queued')))"""
+_REPLAY_HAS_WORK = """(r.position < r.through_index OR EXISTS (
+        SELECT 1 FROM deliveries d
+        WHERE d.subscription_id = r.subscription_id AND d.replay_id = r.id
+          AND d.state IN ('pending', 'queued')))"""
+_DUE_REPLAYS = f"""replays r JOIN subscriptions s ON s.id = r.subscription_id {JOIN_CALLBACK}
+    WHERE r.state = 'running' AND s.status = 'ACTIVE' AND c.status = 'ACTIVE'
+      AND (r.lease_until IS NULL OR r.lease_until <= %(now)s)
+      AND (r.retry_at IS NULL OR r.retry_at <= %(now)s)"""
+CLAIM = f"""
+WITH newest (domain, newest) AS (
+    SELECT * FROM unnest(%(domains)s::text[], %(newest)s::bigint[])
+), live AS (
+    SELECT {prefixed('s', SUBSCRIPTION_COLUMNS)},
+           greatest(coalesce(s.retry_at, 0), coalesce(s.lease_until, 0)) AS due_at
+    FROM subscriptions s {JOIN_CALLBACK}
+    LEFT JOIN newest n ON n.domain = s.domain
+    WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE'
+      AND (s.lease_until IS NULL OR s.lease_until <= %(now)s)
+      AND (s.retry_at IS NULL OR s.retry_at <= %(now)s)
+      AND {_LIVE_HAS_WORK}
+    ORDER BY due_at, s.id
+    LIMIT %(limit)s
+    FOR UPDATE OF s SKIP LOCKED
+), replay AS (
+    SELECT {prefixed('r', REPLAY_COLUMNS)},
+           greatest(coalesce(r.retry_at, 0), coalesce(r.lease_until, 0)) AS due_at
+    FROM {_DUE_REPLAYS}
+      AND {_REPLAY_HAS_WORK}
+    ORDER BY due_at, r.id
+    LIMIT %(limit)s - (SELECT count(*) FROM live)
+    FOR UPDATE OF r SKIP LOCKED
+), finished AS (
+    UPDATE replays SET state = 'done', updated_at = %(now)s WHERE id IN (
+        SELECT r.id FROM {_DUE_REPLAYS}
+          AND NOT {_REPLAY_HAS_WORK}
+        FOR UPDATE OF r SKIP LOCKED)
+), leased_live AS (
+    UPDATE subscriptions SET lease_owner = %(owner)s, lease_until = %(lease_until)s
+    WHERE id IN (SELECT id FROM live)
+), leased_replays AS (
+    UPDATE replays SET lease_owner = %(owner)s, lease_until = %(lease_until)s
+    WHERE id IN (SELECT id FROM replay)
+)
+SELECT {_NO_REPLAY},
+       {prefixed('l', SUBSCRIPTION_COLUMNS)}, {prefixed('c', CALLBACK_COLUMNS)},
+       0 AS lane_kind, l.due_at AS lane_due, l.id AS lane_id
+FROM live l JOIN callbacks c ON c.domain = l.domain AND c.name = l.callback
+UNION ALL
 SELECT {prefixed('r', REPLAY_COLUMNS)}, {prefixed('s', SUBSCRIPTION_COLUMNS)},
-       {prefixed('c', CALLBACK_COLUMNS)}
-FROM replays r JOIN subscriptions s ON s.id = r.subscription_id {JOIN_CALLBACK}
-WHERE r.state = 'running' AND s.status = 'ACTIVE' AND c.status = 'ACTIVE'
-  AND (r.lease_until IS NULL OR r.lease_until <= %(now)s)
-  AND (r.retry_at IS NULL OR r.retry_at <= %(now)s)
-ORDER BY r.id
-FOR UPDATE OF r SKIP LOCKED
+       {prefixed('c', CALLBACK_COLUMNS)}, 1, r.due_at, r.id
+FROM replay r JOIN subscriptions s ON s.id = r.subscription_id {JOIN_CALLBACK}
+ORDER BY lane_kind, lane_due, lane_id
 """
-LEASE_SUBSCRIPTION = "UPDATE subscriptions SET lease_owner = %s, lease_until = %s WHERE id = %s"
-LEASE_REPLAY = "UPDATE replays SET lease_owner = %s, lease_until = %s WHERE id = %s"
+# The claimed lanes' open batches, read by a statement after the claim: its snapshot
+# holds whatever a lane's previous holder committed before the claim locked the lane.
+OPEN_DELIVERIES = f"""
+SELECT {DELIVERY_COLUMNS} FROM deliveries
+WHERE (subscription_id, replay_id) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))
+  AND state IN ('pending', 'queued')
+ORDER BY id
+"""
 RELEASE_SUBSCRIPTION = ("UPDATE subscriptions SET lease_owner = NULL, lease_until = NULL "
                         "WHERE id = %s AND lease_owner = %s")
 RELEASE_REPLAY = ("UPDATE replays SET lease_owner = NULL, lease_until = NULL "
@@ -131,15 +184,16 @@ SELECT min(t) FROM (
     UNION ALL SELECT min(retry_at) FROM replays WHERE state = 'running') due
 """
 
+# A new batch is its lane's head if the lane has none, else it is queued behind the head.
 INSERT_DELIVERY = """
 INSERT INTO deliveries (msg_id, domain, subscription_id, replay_id, after_index, first_index,
                         last_index, advance_to, count, created_at, updated_at, state)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,
+        CASE WHEN EXISTS (SELECT 1 FROM deliveries
+                          WHERE subscription_id = %s AND replay_id = %s AND state = 'pending')
+             THEN 'queued' ELSE 'pending' END)
+RETURNING id, state
 """
-HAS_PENDING = ("SELECT 1 FROM deliveries "
-               "WHERE subscription_id = %s AND replay_id = %s AND state = 'pending'")
-OPEN_DELIVERIES = (f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE subscription_id = %s "
-                   "AND replay_id = %s AND state IN ('pending', 'queued') ORDER BY id")
 PROMOTE_QUEUED = """
 UPDATE deliveries SET state = 'pending' WHERE id = (
     SELECT min(id) FROM deliveries
@@ -180,7 +234,6 @@ DROP_REPLAY_PENDING = """
 UPDATE deliveries SET state = 'dead', last_error = 'replay cancelled', updated_at = %s
 WHERE replay_id = %s AND state IN ('pending', 'queued')
 """
-FINISH_REPLAY = "UPDATE replays SET state = 'done', updated_at = %s WHERE id = %s"
 
 PURGE_LOG = (
     """DELETE FROM delivery_attempts

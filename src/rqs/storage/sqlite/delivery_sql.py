@@ -77,12 +77,13 @@ ACTIVE_DOMAINS = f"""
 SELECT DISTINCT s.domain FROM subscriptions s {JOIN_CALLBACK}
 WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE'
 """
+# In the order lanes came due, as the PostgreSQL store claims them (see its CLAIM).
 CLAIMABLE_LIVE = f"""
 SELECT {prefixed('s', SUBSCRIPTION_COLUMNS)}, {prefixed('c', CALLBACK_COLUMNS)}
 FROM subscriptions s {JOIN_CALLBACK}
 WHERE s.status = 'ACTIVE' AND c.status = 'ACTIVE'
   AND (s.lease_until IS NULL OR s.lease_until <= ?1) AND (s.retry_at IS NULL OR s.retry_at <= ?2)
-ORDER BY coalesce(s.retry_at, 0), s.id
+ORDER BY max(coalesce(s.retry_at, 0), coalesce(s.lease_until, 0)), s.id
 """
 CLAIMABLE_REPLAYS = f"""
 SELECT {prefixed('r', REPLAY_COLUMNS)}, {prefixed('s', SUBSCRIPTION_COLUMNS)},
@@ -90,7 +91,7 @@ SELECT {prefixed('r', REPLAY_COLUMNS)}, {prefixed('s', SUBSCRIPTION_COLUMNS)},
 FROM replays r JOIN subscriptions s ON s.id = r.subscription_id {JOIN_CALLBACK}
 WHERE r.state = 'running' AND s.status = 'ACTIVE' AND c.status = 'ACTIVE'
   AND (r.lease_until IS NULL OR r.lease_until <= ?1) AND (r.retry_at IS NULL OR r.retry_at <= ?2)
-ORDER BY r.id
+ORDER BY max(coalesce(r.retry_at, 0), coalesce(r.lease_until, 0)), r.id
 """
 LEASE_SUBSCRIPTION = "UPDATE subscriptions SET lease_owner = ?, lease_until = ? WHERE id = ?"
 LEASE_REPLAY = "UPDATE replays SET lease_owner = ?, lease_until = ? WHERE id = ?"
