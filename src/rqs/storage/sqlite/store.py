@@ -135,26 +135,33 @@ class SqliteStorage:
         source = reads.Source(plan)
         remaining = query.limit
 
-        def page(want: int) -> tuple[int, R | None]:
-            rows = reads.take(self._reader(), source, want)
-            return len(rows), (fn(rows) if rows else None)
+        def take(want: int) -> list[StoredEvent]:
+            return reads.take(self._reader(), source, want)
 
-        # Read and encode the next page while the caller sends this one.
+        # Three stages overlap: the event loop sends page k while one reader thread encodes
+        # page k+1 and the other takes page k+2 (takes run in order: each starts where the
+        # last stopped). Encoding (fn) mostly runs without the GIL, so this uses both cores.
         want = min(chunk, remaining)
-        pending: asyncio.Future[tuple[int, R | None]] | None = self._submit_read(page, want)
+        taking: asyncio.Future[list[StoredEvent]] | None = self._submit_read(take, want)
+        encoding: asyncio.Future[R] | None = None
         try:
-            while pending is not None:
-                got, result = await pending
-                remaining -= got
-                pending = None
-                if got == want and remaining > 0:
-                    want = min(chunk, remaining)
-                    pending = self._submit_read(page, want)
-                if result is not None:
-                    yield result
-        finally:
-            if pending is not None:  # the caller stopped early
-                pending.cancel()
+            while taking is not None or encoding is not None:
+                rows: list[StoredEvent] = []
+                if taking is not None:
+                    rows = await taking
+                    remaining -= len(rows)
+                    taking = None
+                    if len(rows) == want and remaining > 0:
+                        want = min(chunk, remaining)
+                        taking = self._submit_read(take, want)
+                encoded = encoding
+                encoding = self._submit_read(fn, rows) if rows else None
+                if encoded is not None:
+                    yield await encoded
+        finally:  # the caller stopped early
+            for pending in (taking, encoding):
+                if pending is not None:
+                    pending.cancel()
 
     def _submit_read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         assert self._pool is not None, "storage is not open"
