@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import threading
 
 import pytest
 from contract_support import Model, ev, scan_chunks, scan_indexes
 
 from rqs.domain import catalog, selectors
+from rqs.domain.events import StoredEvent
 from rqs.domain.selectors import Selector
 from rqs.storage.base import EventQuery, Storage
 
@@ -198,6 +201,34 @@ async def test_scan_map_applies_the_function_to_each_chunk(storage: Storage,
     assert mapped == [[e.index for e in rows] for rows in chunks]
     assert [i for m in mapped for i in m] == model.expected(query)
     assert [r async for r in storage.scan_map("nobody", query, len)] == []
+
+
+_WORK = bytes(1 << 20)
+
+
+async def test_scan_map_calls_the_function_one_page_at_a_time_in_order(
+        storage: Storage, model: Model) -> None:
+    # Encoders keep state across pages (a response's framing, caches), so a store that
+    # reads ahead or encodes on other threads must still call them in order, never two at
+    # once. Every call is recorded under a lock: an overlap would show as two active.
+    lock = threading.Lock()
+    active, most, firsts = 0, 0, []
+
+    def encode(rows: list[StoredEvent]) -> int:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+            firsts.append(rows[0].index)
+        hashlib.sha256(_WORK)  # work without the GIL (as rqs._speedups does): room to overlap
+        with lock:
+            active -= 1
+        return rows[0].index
+
+    got = [r async for r in storage.scan_map("acme", EventQuery(), encode, 4)]
+    assert most == 1
+    assert got == firsts == sorted(firsts)
+    assert got == model.expected(EventQuery())[::4]
 
 
 async def test_stopping_a_scan_early(storage: Storage, model: Model) -> None:

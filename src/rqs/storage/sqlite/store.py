@@ -139,8 +139,10 @@ class SqliteStorage:
             return reads.take(self._reader(), source, want)
 
         # Three stages overlap: the event loop sends page k while one reader thread encodes
-        # page k+1 and the other takes page k+2 (takes run in order: each starts where the
-        # last stopped). Encoding (fn) mostly runs without the GIL, so this uses both cores.
+        # page k+1 and the other takes page k+2. Takes run in order (each starts where the
+        # last stopped), and so do encodes: encoders keep state across pages (the first
+        # page's framing, caches). Encoding mostly runs without the GIL (rqs._speedups),
+        # so the stages use both cores.
         want = min(chunk, remaining)
         taking: asyncio.Future[list[StoredEvent]] | None = self._submit_read(take, want)
         encoding: asyncio.Future[R] | None = None
@@ -154,10 +156,12 @@ class SqliteStorage:
                     if len(rows) == want and remaining > 0:
                         want = min(chunk, remaining)
                         taking = self._submit_read(take, want)
-                encoded = encoding
+                if encoding is None:
+                    encoding = self._submit_read(fn, rows) if rows else None
+                    continue
+                done = await encoding
                 encoding = self._submit_read(fn, rows) if rows else None
-                if encoded is not None:
-                    yield await encoded
+                yield done
         finally:  # the caller stopped early
             for pending in (taking, encoding):
                 if pending is not None:
