@@ -17,10 +17,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rqs.domain import flatten
-from rqs.web import mapp_render
+from rqs.domain.events import StoredEvent
+from rqs.web import mapp_render, render
+from rqs.web.speedups import NATIVE, Native
 from tests.support import samples
 
-render_pairs = mapp_render.NATIVE.render_pairs if mapp_render.NATIVE else None
+render_pairs = NATIVE.render_pairs if NATIVE else None
 
 
 def test_the_extension_is_built_in_ci() -> None:
@@ -125,13 +127,13 @@ def test_whole_responses_match_the_python_renderer(fmt: mapp_render.Format) -> N
     payloads: list[Any] = [*samples(), *TRICKY, {"a": 1.5}, {"a": "q\"uote"}]
     events = _events(rng.sample(payloads * 3, len(payloads) * 3))
 
-    def render(native: mapp_render.Native | None) -> bytes:
+    def rendered(native: Native | None) -> bytes:
         out = mapp_render.renderer(fmt, native)
         third = len(events) // 3
         return (out.OPEN + out.events(events[:third]) + out.events(events[third:2 * third])
                 + out.events(events[2 * third:]) + out.CLOSE)
 
-    assert render(mapp_render.NATIVE) == render(None)
+    assert rendered(NATIVE) == rendered(None)
 
 
 @needs_native
@@ -147,3 +149,40 @@ def test_damaged_payloads_are_declined_or_rendered_right() -> None:
             at = rng.randrange(len(raw))
             damaged.append(raw[:at] + bytes([rng.randrange(256)]) + raw[at + 1:])
     check(damaged)
+
+
+# --- native event pages --------------------------------------------------------------------
+
+
+def native_pages(events: list[StoredEvent]) -> None:
+    """C and Python encode these events into identical JSON and NDJSON pages."""
+    for page in (render.json_page, render.ndjson_page):
+        fast = page(render.TimeCache(), NATIVE)(events)
+        slow = page(render.TimeCache(), None)(events)
+        assert (fast.body, fast.count, fast.last_index) == (slow.body, slow.count,
+                                                           slow.last_index)
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.one_of(st.none(), TEXT), TEXT, TEXT,
+                          st.one_of(st.none(), st.integers(0, 2**50)), st.integers(0, 3)),
+                min_size=1, max_size=6))
+def test_native_pages_match_msgspec(rows: list[tuple[str | None, str, str, int | None, int]]
+                                    ) -> None:
+    events = [StoredEvent("dom", i + 1, type_, channel, 1_700_000_000_000_000 + step * 1_000,
+                          b'{"a":"b"}', ext_id, occurred)
+              for i, (ext_id, type_, channel, occurred, step) in enumerate(rows)]
+    native_pages(events)
+
+
+@needs_native
+def test_native_pages_of_realistic_events() -> None:
+    payloads = [json.dumps(e).encode() for e in workload.events(300)]
+    events = [StoredEvent("acme", 10**9 + i, "EMAIL_CLICKED", "Email",
+                          1_700_000_000_000_000 + i // 7, p,
+                          None if i % 5 else f"id-{i}", None if i % 11 else 1_600_000_000)
+              for i, p in enumerate(payloads)]
+    native_pages(events)
+    assert json.loads(b"[" + render.json_page(render.TimeCache())(events).body + b"]")[5][
+        "id"] == "id-5"

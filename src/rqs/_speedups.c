@@ -161,46 +161,63 @@ static const char *scan_string(const Ctx *c, const char *p) {
     }
 }
 
-/* Text between the literal pieces: XML escapes & < > (no other special character gets
- * this far); JSON needs nothing, as scan_string refused everything it would escape. */
-static int put_text(Ctx *c, const char *s, size_t n) {
-    if (!c->xml) return buf_put(c->out, s, n);
-    const char *run = s;
-    for (const char *p = s; p < s + n; p++) {
-        const char *esc = *p == '&' ? "&amp;" : *p == '<' ? "&lt;" : *p == '>' ? "&gt;" : NULL;
-        if (esc == NULL) continue;
-        TRY(buf_put(c->out, run, (size_t)(p - run)));
-        TRY(buf_put(c->out, esc, strlen(esc)));
-        run = p + 1;
-    }
-    return buf_put(c->out, run, (size_t)(s + n - run));
+/* Whether any of 8 bytes may be & < or > (false hits are sorted out byte by byte). */
+static inline int xml_special8(uint64_t x) {
+    uint64_t amp = x ^ (ONES * '&'), lt = x ^ (ONES * '<'), gt = x ^ (ONES * '>');
+    return (((amp - ONES) & ~amp) | ((lt - ONES) & ~lt) | ((gt - ONES) & ~gt)) & HIGHS ? 1 : 0;
 }
 
-static int pair(Ctx *c, const char *value, size_t n) {
-    static const char open[] = ",{\"name\":\"", mid[] = "\",\"value\":\"", close[] = "\"}";
-    if (c->dry) return OK;
-    if (c->xml) {
-        TRY(PUT(c->out, "<output><name>"));
-        TRY(put_text(c, c->name.data + c->name_at, c->name.len - c->name_at));
-        TRY(PUT(c->out, "</name><value>"));
-        TRY(put_text(c, value, n));
-        return PUT(c->out, "</value></output>");
+/* Copies text into XML content at w, escaping & < > (nothing else special gets this far:
+ * scan_string refused it); w must have room for 5 bytes per input byte. */
+static char *xml_copy(char *w, const char *s, size_t n) {
+    const char *end = s + n;
+    while (s < end) {
+        while (end - s >= 8) {
+            uint64_t x;
+            memcpy(&x, s, 8);
+            if (xml_special8(x)) break;
+            memcpy(w, s, 8);
+            w += 8;
+            s += 8;
+        }
+        if (s >= end) break;
+        char ch = *s++;
+        if (ch == '&') {
+            memcpy(w, "&amp;", 5);
+            w += 5;
+        } else if (ch == '<' || ch == '>') {
+            memcpy(w, ch == '<' ? "&lt;" : "&gt;", 4);
+            w += 4;
+        } else {
+            *w++ = ch;
+        }
     }
-    /* JSON: one reservation, then plain copies. */
+    return w;
+}
+
+#define COPY(w, lit) (memcpy((w), (lit), sizeof(lit) - 1), (w) + sizeof(lit) - 1)
+
+/* One name/value output: a reservation for the worst case, then plain copies. */
+static int pair(Ctx *c, const char *value, size_t n) {
+    if (c->dry) return OK;
+    const char *name = c->name.data + c->name_at;
     size_t name_len = c->name.len - c->name_at;
-    size_t size = sizeof open + sizeof mid + sizeof close - 3 + name_len + n;
-    TRY(buf_reserve(c->out, size));
+    TRY(buf_reserve(c->out, 64 + 5 * (name_len + n)));
     char *w = c->out->data + c->out->len;
-    memcpy(w, open, sizeof open - 1);
-    w += sizeof open - 1;
-    memcpy(w, c->name.data + c->name_at, name_len);
-    w += name_len;
-    memcpy(w, mid, sizeof mid - 1);
-    w += sizeof mid - 1;
-    memcpy(w, value, n);
-    w += n;
-    memcpy(w, close, sizeof close - 1);
-    c->out->len += size;
+    if (c->xml) {
+        w = COPY(w, "<output><name>");
+        w = xml_copy(w, name, name_len);
+        w = COPY(w, "</name><value>");
+        w = xml_copy(w, value, n);
+        w = COPY(w, "</value></output>");
+    } else { /* JSON needs no escaping: scan_string refused all it would escape */
+        w = COPY(w, ",{\"name\":\"");
+        memcpy(w, name, name_len);
+        w = COPY(w + name_len, "\",\"value\":\"");
+        memcpy(w, value, n);
+        w = COPY(w + n, "\"}");
+    }
+    c->out->len = (size_t)(w - c->out->data);
     return OK;
 }
 
@@ -896,9 +913,233 @@ done:
     return result;
 }
 
+/* --- native event pages (GET /v1/events) ----------------------------------------------- */
+
+typedef struct {
+    const char *s; /* the text, or a whole JSON string literal when quoted */
+    Py_ssize_t n;
+    int quoted;
+    PyObject *owner; /* owned: the str whose UTF-8 s points into, or the callback's bytes */
+} Piece;
+
+/* A str as a JSON string: its UTF-8 as it is when nothing needs escaping (the quotes are
+ * the writer's), else the Python callback's literal (msgspec's escaping, exactly). */
+static int text_piece(PyObject *text, PyObject *quote_cb, Piece *out) {
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &n);
+    if (s == NULL) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch < 0x20 || ch == '"' || ch == '\\') {
+            PyObject *lit = PyObject_CallOneArg(quote_cb, text);
+            if (lit == NULL) return -1;
+            if (!PyBytes_Check(lit)) {
+                Py_DECREF(lit);
+                PyErr_SetString(PyExc_TypeError, "quote() must return bytes");
+                return -1;
+            }
+            out->s = PyBytes_AS_STRING(lit);
+            out->n = PyBytes_GET_SIZE(lit);
+            out->quoted = 1;
+            out->owner = lit;
+            return 0;
+        }
+    }
+    out->s = s;
+    out->n = n;
+    out->quoted = 0;
+    out->owner = Py_NewRef(text);
+    return 0;
+}
+
+static int bytes_piece(PyObject *lit, Piece *out) {
+    if (!PyBytes_Check(lit)) {
+        Py_DECREF(lit);
+        PyErr_SetString(PyExc_TypeError, "time() must return bytes");
+        return -1;
+    }
+    out->s = PyBytes_AS_STRING(lit);
+    out->n = PyBytes_GET_SIZE(lit);
+    out->quoted = 1;
+    out->owner = lit;
+    return 0;
+}
+
+typedef struct {
+    PyObject *payload; /* owned */
+    long long index;
+    Piece id, type, channel, received, occurred; /* id.owner NULL: the derived id */
+} NativeItem;
+
+static void native_release(NativeItem *items, Py_ssize_t count) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_XDECREF(items[i].payload);
+        Py_XDECREF(items[i].id.owner);
+        Py_XDECREF(items[i].type.owner);
+        Py_XDECREF(items[i].channel.owner);
+        Py_XDECREF(items[i].received.owner);
+        Py_XDECREF(items[i].occurred.owner);
+    }
+}
+
+typedef struct {
+    long long micros;
+    PyObject *literal; /* owned */
+} TimeMemo;
+
+/* The JSON literal of a time, from the callback once per distinct value in a row (events
+ * of one commit share received_at). A new reference. */
+static PyObject *time_literal(TimeMemo *memo, PyObject *value, PyObject *time_cb) {
+    long long micros = PyLong_AsLongLong(value);
+    if (micros == -1 && PyErr_Occurred()) return NULL;
+    if (memo->literal == NULL || memo->micros != micros) {
+        PyObject *lit = PyObject_CallOneArg(time_cb, value);
+        if (lit == NULL) return NULL;
+        Py_XSETREF(memo->literal, lit);
+        memo->micros = micros;
+    }
+    return Py_NewRef(memo->literal);
+}
+
+static int native_gather(NativeItem *it, PyObject *event, PyObject *quote_cb,
+                         PyObject *time_cb, TimeMemo *memo) {
+    PyObject *index = NULL, *ext_id = NULL, *type = NULL, *channel = NULL, *received = NULL,
+             *occurred = NULL, *lit;
+    int rc = -1;
+    if (!(it->payload = attr(event, s_payload)) || !(index = attr(event, s_index)) ||
+        !(ext_id = attr(event, s_ext_id)) || !(type = attr(event, s_type)) ||
+        !(channel = attr(event, s_channel)) || !(received = attr(event, s_received_at)) ||
+        !(occurred = attr(event, s_occurred_at)))
+        goto done;
+    if (!PyBytes_Check(it->payload) || !PyUnicode_Check(type) || !PyUnicode_Check(channel) ||
+        (ext_id != Py_None && !PyUnicode_Check(ext_id))) {
+        PyErr_SetString(PyExc_TypeError, "events must be StoredEvent");
+        goto done;
+    }
+    it->index = PyLong_AsLongLong(index);
+    if (it->index == -1 && PyErr_Occurred()) goto done;
+    if (ext_id != Py_None && text_piece(ext_id, quote_cb, &it->id) < 0) goto done;
+    if (text_piece(type, quote_cb, &it->type) < 0) goto done;
+    if (text_piece(channel, quote_cb, &it->channel) < 0) goto done;
+    if ((lit = time_literal(memo, received, time_cb)) == NULL) goto done;
+    if (bytes_piece(lit, &it->received) < 0) goto done;
+    if (occurred != Py_None) {
+        TimeMemo once = {0, NULL};
+        if ((lit = time_literal(&once, occurred, time_cb)) == NULL) goto done;
+        Py_DECREF(once.literal);
+        if (bytes_piece(lit, &it->occurred) < 0) goto done;
+    }
+    rc = 0;
+done:
+    Py_XDECREF(index);
+    Py_XDECREF(ext_id);
+    Py_XDECREF(type);
+    Py_XDECREF(channel);
+    Py_XDECREF(received);
+    Py_XDECREF(occurred);
+    return rc;
+}
+
+static int put_piece(Buf *out, const Piece *p) {
+    if (p->quoted) return buf_put(out, p->s, (size_t)p->n);
+    TRY(PUT(out, "\""));
+    TRY(buf_put(out, p->s, (size_t)p->n));
+    return PUT(out, "\"");
+}
+
+static int native_write(Buf *out, const NativeItem *it, const char *prefix, size_t nprefix,
+                        int ndjson, int first) {
+    char digits[24];
+    int nd = digits_of(it->index < 0 ? 0 : (long)it->index, digits);
+    if (!ndjson && !first) TRY(PUT(out, ","));
+    TRY(PUT(out, "{\"index\":"));
+    TRY(buf_put(out, digits, (size_t)nd));
+    TRY(PUT(out, ",\"id\":"));
+    if (it->id.owner != NULL) {
+        TRY(put_piece(out, &it->id));
+    } else {
+        TRY(PUT(out, "\""));
+        TRY(buf_put(out, prefix, nprefix));
+        TRY(buf_put(out, digits, (size_t)nd));
+        TRY(PUT(out, "\""));
+    }
+    TRY(PUT(out, ",\"type\":"));
+    TRY(put_piece(out, &it->type));
+    TRY(PUT(out, ",\"channel\":"));
+    TRY(put_piece(out, &it->channel));
+    TRY(PUT(out, ",\"received_at\":"));
+    TRY(put_piece(out, &it->received));
+    TRY(PUT(out, ",\"occurred_at\":"));
+    if (it->occurred.owner != NULL) {
+        TRY(put_piece(out, &it->occurred));
+    } else {
+        TRY(PUT(out, "null"));
+    }
+    TRY(PUT(out, ",\"payload\":"));
+    TRY(buf_put(out, PyBytes_AS_STRING(it->payload), (size_t)PyBytes_GET_SIZE(it->payload)));
+    return ndjson ? PUT(out, "}\n") : PUT(out, "}");
+}
+
+PyDoc_STRVAR(render_native_doc,
+"render_native(events, ndjson, id_prefix, quote, time, /)\n--\n\n"
+"StoredEvents as the native API's event objects, payloads spliced as stored: joined by\n"
+"commas (the inside of a JSON array) or one per line. A missing ext_id becomes id_prefix\n"
+"+ index; quote(text) gives the JSON literal of a text that needs escaping; time(micros)\n"
+"the JSON literal of a time.");
+
+static PyObject *render_native(PyObject *self, PyObject *args) {
+    PyObject *seq, *quote_cb, *time_cb;
+    const char *prefix;
+    Py_ssize_t nprefix;
+    int ndjson;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Opy#OO:render_native", &seq, &ndjson, &prefix, &nprefix,
+                          &quote_cb, &time_cb))
+        return NULL;
+    PyObject *events = PySequence_Tuple(seq);
+    if (events == NULL) return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(events), gathered = 0;
+    NativeItem *items = PyMem_Calloc((size_t)count + 1, sizeof(NativeItem));
+    TimeMemo memo = {0, NULL};
+    Buf out = {NULL, 0, 0};
+    PyObject *result = NULL;
+    int rc = OK;
+    size_t total = 0;
+    if (items == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; gathered < count; gathered++) {
+        if (native_gather(&items[gathered], PyTuple_GET_ITEM(events, gathered), quote_cb,
+                          time_cb, &memo) < 0) {
+            gathered++;
+            goto done;
+        }
+        total += (size_t)PyBytes_GET_SIZE(items[gathered].payload) + 256;
+    }
+    out = buf_take(total);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count && rc == OK; i++)
+        rc = native_write(&out, &items[i], prefix, (size_t)nprefix, ndjson, i == 0);
+    Py_END_ALLOW_THREADS
+    if (rc != OK) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    result = PyBytes_FromStringAndSize(out.data, (Py_ssize_t)out.len);
+done:
+    if (items != NULL) native_release(items, gathered);
+    Py_XDECREF(memo.literal);
+    Py_DECREF(events);
+    buf_give_back(&out);
+    PyMem_Free(items);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"render_pairs", render_pairs, METH_VARARGS, render_pairs_doc},
     {"render_events", render_events, METH_VARARGS, render_events_doc},
+    {"render_native", render_native, METH_VARARGS, render_native_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -18,9 +18,8 @@ bytes (tests check this). The fixed outputs are formatted once per type and comm
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from enum import Enum
-from typing import Protocol
 
 import msgspec
 
@@ -28,6 +27,7 @@ from rqs import errors
 from rqs.domain import flatten
 from rqs.domain.events import StoredEvent, format_time
 from rqs.web.errors import status_of
+from rqs.web.speedups import NATIVE, Native
 
 
 class Format(Enum):
@@ -68,26 +68,6 @@ _TEMPLATE_CACHE_SIZE = 4096
 Template = list[str | None]
 
 
-class Native(Protocol):
-    """What ``rqs._speedups`` provides (see its stub for the arguments)."""
-
-    def render_pairs(self, payloads: Sequence[bytes], xml: bool, /) -> list[bytes | None]: ...
-
-    def render_events(self, events: Sequence[StoredEvent], xml: bool, head_a: bytes,
-                      head_b: bytes, head_c: bytes, tail: bytes,
-                      head: Callable[[StoredEvent], bytes], fixed: Callable[[StoredEvent], bytes],
-                      pairs: Callable[[bytes], bytes], /) -> bytes: ...
-
-
-def _load_native() -> Native | None:
-    try:
-        from rqs import _speedups
-    except ImportError:  # installed without a C compiler: the Python paths give the same bytes
-        return None
-    return _speedups
-
-
-NATIVE: Native | None = _load_native()
 
 
 class Renderer:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import weakref
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from rqs.storage.base import (
     TypeCount,
     events_of,
 )
+from rqs.storage.pages import pipelined
 from rqs.storage.postgres import ingest, purge, schema
 from rqs.storage.postgres import scan as scans
 from rqs.storage.postgres import sql as q
@@ -63,6 +65,9 @@ class PostgresStorage:
         self._pool: Pool | None = None
         self._days: set[int] = set()  # days whose partition is known to exist
         self._groups: dict[str, GroupCommit] = {}  # per domain
+        # Scans encode pages here, beside the event loop reading the next one (see
+        # rqs.storage.pages). Two threads: concurrent scans' encodes need not queue.
+        self._encoders: ThreadPoolExecutor | None = None
         # In-process turn-taking before the cross-process row lock, so that many polls
         # of one cursor hold one pooled connection between them, not one each.
         self._cursor_locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
@@ -95,6 +100,9 @@ class PostgresStorage:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+        if self._encoders is not None:
+            self._encoders.shutdown(wait=True)
+            self._encoders = None
 
     async def upgrade(self) -> list[str]:
         conn = await connect(self.url)
@@ -179,33 +187,27 @@ class PostgresStorage:
         fn: Callable[[list[StoredEvent]], R],
         chunk: int = 5_000,
     ) -> AsyncIterator[R]:
-        # fn runs inline (no reader thread to run it on); meanwhile the next page is
-        # already being read, so the database works while the caller encodes and sends.
         async with self._conn() as conn:
             plan = await scans.plan(conn, domain, query)
-        if plan is None or query.limit <= 0 or chunk <= 0:
+        if plan is None:
             return
         reader = scans.Reader(plan)
-        remaining = query.limit
-        want = min(chunk, remaining)
-        pending: asyncio.Task[list[StoredEvent]] | None = asyncio.create_task(
-            self._page(reader, want))
-        try:
-            while pending is not None:
-                rows = await pending
-                pending = None
-                remaining -= len(rows)
-                if len(rows) == want and remaining > 0:  # fewer: the scan is exhausted
-                    want = min(chunk, remaining)
-                    pending = asyncio.create_task(self._page(reader, want))
-                if rows:
-                    yield fn(rows)
-        finally:
-            if pending is not None:  # the caller stopped early, or the page failed
-                pending.cancel()
-                await asyncio.wait([pending])
-                if not pending.cancelled():
-                    pending.exception()  # retrieved: no one is waiting for it any more
+        loop = asyncio.get_running_loop()
+
+        def take(want: int) -> asyncio.Future[list[StoredEvent]]:
+            return asyncio.ensure_future(self._page(reader, want))
+
+        if self._encoders is None:
+            self._encoders = ThreadPoolExecutor(2, thread_name_prefix="rqs-pg-encode")
+        encoders = self._encoders
+
+        def encode(rows: list[StoredEvent]) -> asyncio.Future[R]:
+            return loop.run_in_executor(encoders, fn, rows)
+
+        # The database reads page k+2 (on the event loop) while a thread encodes page k+1
+        # and the caller sends page k (see rqs.storage.pages).
+        async for page in pipelined(take, encode, query.limit, chunk):
+            yield page
 
     async def _page(self, reader: scans.Reader, n: int) -> list[StoredEvent]:
         async with self._conn() as conn:

@@ -32,6 +32,7 @@ from rqs.storage.base import (
     Topic,
     TypeCount,
 )
+from rqs.storage.pages import pipelined
 from rqs.storage.sqlite import connection, ingest, reads
 from rqs.storage.sqlite import sql as q
 from rqs.storage.sqlite.writer import Writer
@@ -133,39 +134,14 @@ class SqliteStorage:
         if plan is None:
             return
         source = reads.Source(plan)
-        remaining = query.limit
 
-        def take(want: int) -> list[StoredEvent]:
-            return reads.take(self._reader(), source, want)
+        def take(want: int) -> asyncio.Future[list[StoredEvent]]:
+            return self._submit_read(lambda: reads.take(self._reader(), source, want))
 
-        # Three stages overlap: the event loop sends page k while one reader thread encodes
-        # page k+1 and the other takes page k+2. Takes run in order (each starts where the
-        # last stopped), and so do encodes: encoders keep state across pages (the first
-        # page's framing, caches). Encoding mostly runs without the GIL (rqs._speedups),
-        # so the stages use both cores.
-        want = min(chunk, remaining)
-        taking: asyncio.Future[list[StoredEvent]] | None = self._submit_read(take, want)
-        encoding: asyncio.Future[R] | None = None
-        try:
-            while taking is not None or encoding is not None:
-                rows: list[StoredEvent] = []
-                if taking is not None:
-                    rows = await taking
-                    remaining -= len(rows)
-                    taking = None
-                    if len(rows) == want and remaining > 0:
-                        want = min(chunk, remaining)
-                        taking = self._submit_read(take, want)
-                if encoding is None:
-                    encoding = self._submit_read(fn, rows) if rows else None
-                    continue
-                done = await encoding
-                encoding = self._submit_read(fn, rows) if rows else None
-                yield done
-        finally:  # the caller stopped early
-            for pending in (taking, encoding):
-                if pending is not None:
-                    pending.cancel()
+        # Reads and encodes share the two reader threads (see rqs.storage.pages).
+        async for page in pipelined(take, lambda rows: self._submit_read(fn, rows),
+                                    query.limit, chunk):
+            yield page
 
     def _submit_read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         assert self._pool is not None, "storage is not open"

@@ -1,0 +1,38 @@
+"""The optional C renderers (``rqs._speedups``), typed, or None where they were not built.
+
+Without a C compiler at install time the extension is skipped and every caller renders in
+Python instead: the same bytes, more slowly (tests/test_speedups.py holds them equal).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from rqs.domain.events import StoredEvent
+
+
+class Native(Protocol):
+    """What ``rqs._speedups`` provides (its docstrings describe the arguments)."""
+
+    def render_pairs(self, payloads: Sequence[bytes], xml: bool, /) -> list[bytes | None]: ...
+
+    def render_events(self, events: Sequence[StoredEvent], xml: bool, head_a: bytes,
+                      head_b: bytes, head_c: bytes, tail: bytes,
+                      head: Callable[[StoredEvent], bytes], fixed: Callable[[StoredEvent], bytes],
+                      pairs: Callable[[bytes], bytes], /) -> bytes: ...
+
+    def render_native(self, events: Sequence[StoredEvent], ndjson: bool, id_prefix: bytes,
+                      quote: Callable[[str], bytes], time: Callable[[int], bytes], /
+                      ) -> bytes: ...
+
+
+def _load() -> Native | None:
+    try:
+        from rqs import _speedups
+    except ImportError:
+        return None
+    return _speedups
+
+
+NATIVE: Native | None = _load()
