@@ -276,6 +276,7 @@ static int members(Ctx *c, const char **pp, MemberFn each, void *arg) {
             p = skip_ws(close + 1, c->end);
             if (p >= c->end || *p != ':') return DECLINE;
             p = skip_ws(p + 1, c->end);
+            if (p >= c->end) return DECLINE; /* callbacks may look at the value's first byte */
             TRY(each(c, key, n, &p, arg));
             p = skip_ws(p, c->end);
             if (p < c->end && *p == ',') {
@@ -456,12 +457,14 @@ static const char *key_colon(const Ctx *c, const char *p, const char *word, size
 static int prop_simple(Ctx *c, const char **pp, int *handled) {
     const char *name, *name_end, *val, *val_end, *p;
     *handled = 0;
-    if ((p = key_colon(c, *pp + 1, "\"name\"", 6)) == NULL || *p != '"') return OK;
+    if ((p = key_colon(c, *pp + 1, "\"name\"", 6)) == NULL || p >= c->end || *p != '"')
+        return OK;
     if ((name_end = scan_string(c, p)) == NULL) return OK;
     name = p + 1;
     p = skip_ws(name_end + 1, c->end);
     if (p >= c->end || *p != ',') return OK;
-    if ((p = key_colon(c, p + 1, "\"value\"", 7)) == NULL || *p != '"') return OK;
+    if ((p = key_colon(c, p + 1, "\"value\"", 7)) == NULL || p >= c->end || *p != '"')
+        return OK;
     if ((val_end = scan_string(c, p)) == NULL) return OK;
     val = p + 1;
     p = skip_ws(val_end + 1, c->end);
@@ -478,6 +481,7 @@ static int prop_simple(Ctx *c, const char **pp, int *handled) {
 /* One column: its value under its name, then its other members as `<name>.<member>`.
  * An item without a string name falls back to the general rule under `where`. */
 static int prop_item(Ctx *c, const char **pp, const char *where, size_t where_len) {
+    if (*pp >= c->end) return DECLINE;
     if (**pp != '{') return named_value(c, where, where_len, pp);
     int handled;
     TRY(prop_simple(c, pp, &handled));

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from rqs.web.openapi import spec
 
 
+# The document is made of constants: build and encode it once per process, not per request.
+@functools.cache
+def _openapi_body() -> bytes:
+    return json.dumps(spec(), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@functools.cache
+def _docs_body() -> str:
+    return render_html(spec())
+
+
 async def openapi_json(request: Request) -> Response:
-    return JSONResponse(spec())
+    return Response(_openapi_body(), media_type="application/json")
 
 
 async def docs_page(request: Request) -> Response:
-    return HTMLResponse(render_html(spec()))
+    return HTMLResponse(_docs_body())
 
 
 def render_html(doc: dict[str, object]) -> str:
