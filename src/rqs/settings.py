@@ -20,26 +20,54 @@ from rqs.errors import InvalidRequest
 DEFAULT_RETRY_SCHEDULE = (5, 30, 120, 600, 1800, 3600, 7200, 14400, 28800, 28800)
 
 
+DAY = 86_400.0
+
+
+def _doc(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    data_dir: Path = Path("rqs-data")
-    database_url: str | None = None  # postgresql://... ; None means SQLite in data_dir
-    retention_days: float = 30.0
-    max_batch_items: int = 100_000
-    max_body_bytes: int = 256 * 1024 * 1024
-    max_poll_limit: int = 100_000
-    default_poll_limit: int = 10_000
-    purge_interval_seconds: float = 60.0
-    purge_step_rows: int = 5_000
-    sqlite_synchronous: str = "FULL"
-    workers: int = 1
-    log_level: str = "info"
-    retry_schedule: tuple[int, ...] = DEFAULT_RETRY_SCHEDULE
-    allow_private_callbacks: bool = False
-    pool_size: int = 8
-    extra: dict[str, str] = field(default_factory=dict)
+    """Every field is ``RQS_<NAME>`` in the environment and ``--<name>`` on ``rqs serve``
+    (``rqs worker`` takes the ones that matter to delivery)."""
+
+    host: str = field(default="127.0.0.1", metadata=_doc("interface to listen on"))
+    port: int = field(default=8080, metadata=_doc("port to listen on"))
+    data_dir: Path = field(default=Path("rqs-data"), metadata=_doc("where the SQLite store lives"))
+    database_url: str | None = field(
+        default=None, metadata=_doc("postgresql://... to use PostgreSQL instead of SQLite"))
+    retention_days: float = field(default=30.0, metadata=_doc("days events are kept"))
+    max_batch_items: int = field(default=100_000, metadata=_doc("items per ingest request"))
+    max_body_bytes: int = field(default=256 * 1024 * 1024,
+                                metadata=_doc("request body cap in bytes"))
+    max_poll_limit: int = field(default=100_000, metadata=_doc("most events per retrieval"))
+    default_poll_limit: int = field(default=10_000,
+                                    metadata=_doc("events per retrieval without a limit"))
+    purge_interval_seconds: float = field(
+        default=60.0, metadata=_doc("seconds between background retention runs"))
+    purge_step_rows: int = field(default=5_000, metadata=_doc("rows deleted per purge step"))
+    sqlite_synchronous: str = field(
+        default="FULL", metadata=_doc("SQLite durability: FULL fsyncs before every 2xx"))
+    workers: int = field(default=1, metadata=_doc("server processes (PostgreSQL only)"))
+    log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    retry_schedule: tuple[int, ...] = field(
+        default=DEFAULT_RETRY_SCHEDULE,
+        metadata=_doc("push retry delays in seconds, comma-separated"))
+    allow_private_callbacks: bool = field(
+        default=False, metadata=_doc("allow callbacks to loopback and private addresses"))
+    pool_size: int = field(default=8, metadata=_doc("PostgreSQL connections per process"))
+    callback_disable_after: float = field(
+        default=5 * DAY,
+        metadata=_doc("seconds a callback may fail without a success before it is disabled"))
+    delivery_timeout: float = field(default=30.0,
+                                    metadata=_doc("seconds per push request, connect included"))
+    delivery_poll_interval: float = field(
+        default=1.0, metadata=_doc("seconds between looks for due push work when nothing "
+                                   "wakes the worker"))
+    delivery_in_serve: bool = field(
+        default=True, metadata=_doc("deliver push callbacks inside rqs serve (off: run "
+                                    "rqs worker)"))
 
     @property
     def sqlite_path(self) -> Path:
@@ -53,7 +81,8 @@ class Settings:
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def _convert(name: str, annotation: str, raw: str) -> Any:
+def convert(name: str, annotation: str, raw: str) -> Any:
+    """``raw`` (an environment value or a flag) as the field's type."""
     try:
         if annotation == "int":
             return int(raw)
@@ -78,16 +107,37 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name == "extra":
-            continue
         raw = env.get(f"RQS_{f.name.upper()}")
         if raw is not None:
             annotation = str(f.type).replace(" | None", "")
-            values[f.name] = _convert(f.name, annotation, raw)
+            values[f.name] = convert(f.name, annotation, raw)
     values.update({k: v for k, v in overrides.items() if v is not None})
     settings = Settings(**values)
     if settings.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise InvalidRequest("RQS_SQLITE_SYNCHRONOUS must be OFF, NORMAL, FULL or EXTRA")
     if settings.default_poll_limit > settings.max_poll_limit:
         raise InvalidRequest("RQS_DEFAULT_POLL_LIMIT exceeds RQS_MAX_POLL_LIMIT")
+    for name in ("callback_disable_after", "delivery_timeout", "delivery_poll_interval"):
+        if getattr(settings, name) <= 0:
+            raise InvalidRequest(f"RQS_{name.upper()} must be positive")
+    if not settings.retry_schedule or min(settings.retry_schedule) < 0:
+        raise InvalidRequest("RQS_RETRY_SCHEDULE needs one or more delays in seconds, >= 0")
     return settings
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The ``RQS_*`` variables that make ``from_env`` rebuild these settings (how
+    ``rqs serve --workers N`` hands its flags to the worker processes)."""
+    env: dict[str, str] = {}
+    for f in fields(Settings):
+        value = getattr(settings, f.name)
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "1" if value else "0"
+        elif isinstance(value, tuple):
+            text = ",".join(str(v) for v in value)
+        else:
+            text = str(value)
+        env[f"RQS_{f.name.upper()}"] = text
+    return env

@@ -206,8 +206,9 @@ async def test_scan_map_applies_the_function_to_each_chunk(storage: Storage,
 _WORK = bytes(1 << 20)
 
 
+@pytest.mark.parametrize("heavy", [False, True])
 async def test_scan_map_calls_the_function_one_page_at_a_time_in_order(
-        storage: Storage, model: Model) -> None:
+        storage: Storage, model: Model, heavy: bool) -> None:
     # Encoders keep state across pages (a response's framing, caches), so a store that
     # reads ahead or encodes on other threads must still call them in order, never two at
     # once. Every call is recorded under a lock: an overlap would show as two active.
@@ -225,7 +226,7 @@ async def test_scan_map_calls_the_function_one_page_at_a_time_in_order(
             active -= 1
         return rows[0].index
 
-    got = [r async for r in storage.scan_map("acme", EventQuery(), encode, 4)]
+    got = [r async for r in storage.scan_map("acme", EventQuery(), encode, 4, heavy=heavy)]
     assert most == 1
     assert got == firsts == sorted(firsts)
     assert got == model.expected(EventQuery())[::4]

@@ -11,7 +11,7 @@ from tests.delivery.receiver import Receiver
 
 def test_ingest_wakes_the_loop_in_serve(tmp_path: Path, receiver: Receiver) -> None:
     # A 30 s poll interval: only the ingest wake-up can deliver within the test's bounds.
-    settings = delivery_settings(tmp_path, extra={"delivery_poll_interval": "30"})
+    settings = delivery_settings(tmp_path, delivery_poll_interval=30.0)
     with live_server(settings) as server:
         env = Env(server, receiver, server.client())
         env.callback("cb", batch_size=50)
@@ -27,7 +27,7 @@ def test_ingest_wakes_the_loop_in_serve(tmp_path: Path, receiver: Receiver) -> N
 
 
 def test_pausing_stops_a_lingering_lane_at_once(tmp_path: Path, receiver: Receiver) -> None:
-    settings = delivery_settings(tmp_path, extra={"delivery_poll_interval": "30"})
+    settings = delivery_settings(tmp_path, delivery_poll_interval=30.0)
     with live_server(settings) as server:
         env = Env(server, receiver, server.client())
         env.callback("cb")

@@ -145,7 +145,7 @@ async def test_a_worker_shutting_down_hands_its_lanes_back_at_once(env: Env) -> 
 
 
 @pytest.mark.parametrize("settings", [{"retry_schedule": (1, 2, 5, 10),
-                                       "extra": {"callback_disable_after": "10"}}],
+                                       "callback_disable_after": 10.0}],
                          indirect=True)
 async def test_callback_failing_for_too_long_is_disabled(env: Env) -> None:
     env.callback("cb")
@@ -203,7 +203,7 @@ async def test_attempts_and_finished_batches_are_purged_with_retention(env: Env)
 
 async def test_worker_options_come_from_settings(tmp_path: Path) -> None:
     s = delivery_settings(tmp_path, retry_schedule=(1, 2, 5),
-                          extra={"callback_disable_after": "60", "delivery_timeout": "3"})
+                          callback_disable_after=60.0, delivery_timeout=3.0)
     o = options_from(s)
     assert (o.schedule, o.disable_after, o.request_timeout) == ((1, 2, 5), 60, 3)
     w = DeliveryWorker(None, o, rng=NoJitter())  # type: ignore[arg-type]

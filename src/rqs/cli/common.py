@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,46 @@ def store_options(fn: F) -> F:
                       help="Directory of the SQLite store (env: RQS_DATA_DIR; "
                       "default ./rqs-data)")(fn)
     return fn
+
+
+_METAVARS = {"int": "INT", "float": "NUMBER", "Path": "PATH", "tuple[int, ...]": "N,N,..."}
+
+
+def _flag(f: dataclasses.Field[Any]) -> Callable[[F], F]:
+    """The click option mirroring one Settings field: ``--name`` for ``RQS_NAME``."""
+    name = f.name.replace("_", "-")
+    annotation = str(f.type).replace(" | None", "")
+    default = f.default if f.default is not None else "unset"
+    if isinstance(default, tuple):
+        default = ",".join(map(str, default))
+    help_text = f"{f.metadata.get('help', '')} (env: RQS_{f.name.upper()}; default {default})"
+    if annotation == "bool":
+        return click.option(f"--{name}/--no-{name}", f.name, default=None, help=help_text)
+
+    def convert(_ctx: click.Context, _param: click.Parameter, raw: str | None) -> Any:
+        if raw is None:
+            return None
+        try:
+            return settings_mod.convert(f.name, annotation, raw)
+        except RqsError as exc:
+            raise click.BadParameter(exc.message) from None
+
+    return click.option(f"--{name}", f.name, default=None, callback=convert,
+                        metavar=_METAVARS.get(annotation, "TEXT"),
+                        help=help_text)
+
+
+def settings_options(*, skip: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """A flag for every Settings field but ``skip``; the command receives each as a keyword
+    argument (None when not given), ready for ``load_settings``."""
+
+    def decorate(fn: F) -> F:
+        for f in reversed(dataclasses.fields(Settings)):
+            if f.name not in skip:
+                fn = _flag(f)(fn)
+        return fn
+
+    return decorate
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import click
 
 from rqs import __version__
-from rqs.cli.common import load_settings, store_options, with_storage
+from rqs import settings as settings_mod
+from rqs.cli.common import load_settings, settings_options, store_options, with_storage
 from rqs.errors import RqsError
 from rqs.service import keys as key_service
 from rqs.service.queue import ResponseQueue
@@ -41,22 +42,12 @@ def _bootstrap_admin(storage: Storage) -> Any:
 
 
 @cli.command()
-@click.option("--host", default=None,
-              help="Interface to listen on (env: RQS_HOST; default 127.0.0.1)")
-@click.option("--port", type=int, default=None, help="Port (env: RQS_PORT; default 8080)")
-@click.option("--workers", type=int, default=None,
-              help="Server processes (env: RQS_WORKERS; PostgreSQL only)")
-@click.option("--retention-days", type=float, default=None,
-              help="Days events are kept (env: RQS_RETENTION_DAYS; default 30)")
-@click.option("--log-level", default=None, help="debug, info, warning (env: RQS_LOG_LEVEL)")
-@store_options
-def serve(host: str | None, port: int | None, workers: int | None, retention_days: float | None,
-          log_level: str | None, data_dir: Path | None, database_url: str | None) -> None:
-    """Run the HTTP service."""
+@settings_options()
+def serve(**overrides: Any) -> None:
+    """Run the HTTP service. Every flag mirrors an RQS_* variable; a flag wins."""
     import uvicorn
 
-    settings = load_settings(host=host, port=port, workers=workers, retention_days=retention_days,
-                             log_level=log_level, data_dir=data_dir, database_url=database_url)
+    settings = load_settings(**overrides)
     if settings.workers > 1 and settings.backend == "sqlite":
         raise click.UsageError("--workers > 1 needs PostgreSQL (--database-url): a SQLite "
                                "store has one writer process")
@@ -75,13 +66,9 @@ def serve(host: str | None, port: int | None, workers: int | None, retention_day
              settings.port)
     log.info("data: %s store at %s; retention %g days", settings.backend, where,
              settings.retention_days)
-    # Workers rebuild the settings from the environment, so pass every override on.
-    os.environ.update({
-        "RQS_HOST": settings.host, "RQS_PORT": str(settings.port),
-        "RQS_DATA_DIR": str(settings.data_dir), "RQS_RETENTION_DAYS": str(settings.retention_days),
-        "RQS_LOG_LEVEL": settings.log_level,
-        **({"RQS_DATABASE_URL": settings.database_url} if settings.database_url else {}),
-    })
+    # The app (and with --workers, each worker process) rebuilds the settings from the
+    # environment: hand every flag on.
+    os.environ.update(settings_mod.to_env(settings))
     uvicorn.run("rqs.web.factory:build", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, loop="uvloop", http="httptools",
                 log_level=settings.log_level.lower(), access_log=False, lifespan="on")

@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 import logging
 import signal
-from pathlib import Path
+from typing import Any
 
 import click
 
-from rqs.cli.common import load_settings, store_options
+from rqs.cli.common import load_settings, settings_options
 from rqs.errors import RqsError
 from rqs.service.delivery import DeliveryWorker
 from rqs.service.delivery_options import options_from
@@ -44,18 +44,20 @@ async def run_worker(settings: Settings, once: bool) -> int:
         await storage.close()
 
 
+# What only the HTTP service uses.
+_SERVE_ONLY = ("host", "port", "workers", "max_batch_items", "max_body_bytes",
+               "max_poll_limit", "default_poll_limit", "delivery_in_serve")
+
+
 @click.command()
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit")
-@click.option("--log-level", default=None, help="debug, info, warning (env: RQS_LOG_LEVEL)")
-@store_options
-def worker(once: bool, log_level: str | None, data_dir: Path | None,
-           database_url: str | None) -> None:
-    """Deliver events to subscribed callbacks (RQS_RETRY_SCHEDULE, RQS_ALLOW_PRIVATE_CALLBACKS)."""
-    settings = load_settings(log_level=log_level, data_dir=data_dir, database_url=database_url)
+@settings_options(skip=_SERVE_ONLY)
+def worker(once: bool, **overrides: Any) -> None:
+    """Deliver events to subscribed callbacks. Every flag mirrors an RQS_* variable."""
+    settings = load_settings(**overrides)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        options_from(settings)
         sent = asyncio.run(run_worker(settings, once))
     except RqsError as exc:
         raise click.ClickException(exc.message) from None

@@ -112,8 +112,10 @@ class DeliveryWorker:
 
     async def _claim(self, now_us: int, limit: int) -> tuple[list[Lane], dict[str, int]]:
         store = self.store
-        newest = {dom: (await self.storage.bounds(dom)).newest
-                  for dom in await store.active_domains()}
+        domains = await store.active_domains()
+        # Concurrently: one store read per domain, and a pass runs every poll interval.
+        found = await asyncio.gather(*(self.storage.bounds(dom) for dom in domains))
+        newest = {dom: b.newest for dom, b in zip(domains, found, strict=True)}
         lease = now_us + int(self.options.lease_seconds * 1_000_000)
         lanes = await store.claim(self.owner, now_us, lease, newest, limit)
         return lanes, newest

@@ -126,9 +126,13 @@ class Storage(Protocol):
         query: EventQuery,
         fn: Callable[[list[StoredEvent]], R],
         chunk: int = 5_000,
+        *,
+        heavy: bool = False,
     ) -> AsyncIterator[R]:
-        """Like ``scan``, yielding ``fn(chunk)``; ``fn`` runs where the rows are read (SQLite:
-        the reader thread), so encoding does not contend with reading for the GIL."""
+        """Like ``scan``, yielding ``fn(chunk)``, computed off the event loop and called in
+        order, one page at a time (``fn`` may keep state across pages). ``heavy``: ``fn`` is
+        costly and runs mostly without the GIL (Mapp rendering), so it pays to encode one
+        page while the next is read (see ``rqs.storage.pages``)."""
         ...
     async def get_event(self, domain: str, index: int) -> StoredEvent | None: ...
     async def bounds(self, domain: str) -> Bounds: ...

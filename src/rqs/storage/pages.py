@@ -1,10 +1,15 @@
-"""The page pipeline shared by both stores' ``scan_map``.
+"""The page pipelines of the stores' ``scan_map``.
 
-Three stages overlap: the caller sends page k while page k+1 is encoded and page k+2 is
-read. Reads run in order (each starts where the last stopped), and so do encodes, one at
-a time: encoders keep state across pages (a response's framing, caches). The encoders of
-big responses (``rqs._speedups``) run without the GIL, so with encodes on a thread of
-their own the stages use both cores.
+``pipelined``: three stages overlap. The caller sends page k while page k+1 is encoded and
+page k+2 is read. Reads run in order (each starts where the last stopped), and so do
+encodes, one at a time: encoders keep state across pages (a response's framing, caches).
+Rendering Mapp outputs in C runs without the GIL, so with encodes on a thread of their own
+the stages use both cores: a 100,000-event poll took 0.22-0.35 s against 0.27-0.38 s.
+
+``prefetched``: one job reads and encodes each page, one page ahead of the caller. For a
+light encoder (native pages: the C code splices stored payloads) that is faster: a third
+busy thread only adds handoffs and contention for the GIL (pages of 10,000 events read
+after an index: 290-320k against 230-270k events/s, measured with both in one session).
 """
 
 from __future__ import annotations
@@ -62,3 +67,33 @@ async def pipelined(take: Take, encode: Encode[R], limit: int, chunk: int) -> As
             for f in pending:
                 if not f.cancelled():
                     f.exception()  # retrieved: no one is waiting for it any more
+
+
+Job = Callable[[int], "asyncio.Future[tuple[int, R | None]]"]
+
+
+async def prefetched(job: Job[R], limit: int, chunk: int) -> AsyncIterator[R]:
+    """Pages through ``job(n)``, which reads and encodes up to n events at once: (events
+    read, encoded page or None when none were). The next job starts when this page is
+    handed to the caller."""
+    if limit <= 0 or chunk <= 0:
+        return
+    remaining = limit
+    want = min(chunk, remaining)
+    pending: asyncio.Future[tuple[int, R | None]] | None = job(want)
+    try:
+        while pending is not None:
+            got, result = await pending
+            remaining -= got
+            pending = None
+            if got == want and remaining > 0:
+                want = min(chunk, remaining)
+                pending = job(want)
+            if result is not None:
+                yield result
+    finally:  # the caller stopped early, or the job failed
+        if pending is not None:
+            pending.cancel()
+            await asyncio.wait([pending])
+            if not pending.cancelled():
+                pending.exception()

@@ -68,6 +68,7 @@ from rqs.web.mapp_render import (
     negotiate,
     renderer,
 )
+from rqs.web.render import Encoded
 
 MAX_VERSION = 19
 SINCE: dict[str, int] = {
@@ -204,25 +205,18 @@ async def _stream(first_step: AsyncGenerator[bytes, None], conn: _Connection, fm
     return _EventStream(first, first_step, conn, fmt, headers)
 
 
-@dataclass(frozen=True, slots=True)
-class _Page:
-    count: int
-    last_index: int
-    body: bytes
-
-
 def _pages(q: ResponseQueue, who: Principal, query: EventQuery, out: Renderer
-           ) -> AsyncIterator[_Page]:
+           ) -> AsyncIterator[Encoded]:
     """The query's events, encoded where storage reads them (a reader thread for SQLite),
     the next page while this one is sent: encoding is most of a big poll's work."""
-    def encode(events: list[StoredEvent]) -> _Page:
-        return _Page(len(events), events[-1].index, out.events(events))
+    def encode(events: list[StoredEvent]) -> Encoded:
+        return Encoded(out.events(events), len(events), events[-1].index)
 
-    return q.storage.scan_map(who.domain, query, encode)
+    return q.storage.scan_map(who.domain, query, encode, heavy=True)
 
 
 @asynccontextmanager
-async def _closing(pages: AsyncIterator[_Page]) -> AsyncIterator[AsyncIterator[_Page]]:
+async def _closing(pages: AsyncIterator[Encoded]) -> AsyncIterator[AsyncIterator[Encoded]]:
     """Close the scan as soon as the response stops, so a read ahead for a client that went
     away is cancelled now rather than whenever garbage collection finds it."""
     try:

@@ -186,7 +186,11 @@ class PostgresStorage:
         query: EventQuery,
         fn: Callable[[list[StoredEvent]], R],
         chunk: int = 5_000,
+        *,
+        heavy: bool = False,
     ) -> AsyncIterator[R]:
+        # Always the three-stage pipeline, heavy or not: the reads run on the event loop
+        # here, so an encode there would stall them (see rqs.storage.pages).
         async with self._conn() as conn:
             plan = await scans.plan(conn, domain, query)
         if plan is None:

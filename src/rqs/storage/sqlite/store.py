@@ -32,7 +32,7 @@ from rqs.storage.base import (
     Topic,
     TypeCount,
 )
-from rqs.storage.pages import pipelined
+from rqs.storage.pages import pipelined, prefetched
 from rqs.storage.sqlite import connection, ingest, reads
 from rqs.storage.sqlite import sql as q
 from rqs.storage.sqlite.writer import Writer
@@ -129,18 +129,28 @@ class SqliteStorage:
         query: EventQuery,
         fn: Callable[[list[StoredEvent]], R],
         chunk: int = 5_000,
+        *,
+        heavy: bool = False,
     ) -> AsyncIterator[R]:
         plan = await self._read(reads.plan, domain, query)
         if plan is None:
             return
         source = reads.Source(plan)
 
-        def take(want: int) -> asyncio.Future[list[StoredEvent]]:
-            return self._submit_read(lambda: reads.take(self._reader(), source, want))
+        def take(want: int) -> list[StoredEvent]:
+            return reads.take(self._reader(), source, want)
 
-        # Reads and encodes share the two reader threads (see rqs.storage.pages).
-        async for page in pipelined(take, lambda rows: self._submit_read(fn, rows),
-                                    query.limit, chunk):
+        def take_and_encode(want: int) -> tuple[int, R | None]:
+            rows = take(want)
+            return len(rows), (fn(rows) if rows else None)
+
+        # On the two reader threads (see rqs.storage.pages for the two shapes).
+        pages = (pipelined(lambda want: self._submit_read(take, want),
+                           lambda rows: self._submit_read(fn, rows), query.limit, chunk)
+                 if heavy else
+                 prefetched(lambda want: self._submit_read(take_and_encode, want), query.limit,
+                            chunk))
+        async for page in pages:
             yield page
 
     def _submit_read(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
