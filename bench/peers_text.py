@@ -63,58 +63,57 @@ METHOD = """
   `--nats-bin`. Without it the row is reported as not run.
 - **The Mapp-compatible calls** in the notes are for the record, not the comparison:
   `pollByType` answers in Mapp's flattened `{queueId, output: [{name, value}]}` shape (in
-  the run above 78,500 events/s against 234,000 for the native by-type read: decoding and
-  flattening every payload in `web/mapp_render.py` costs ~3x), and `pollByRange` has no
-  paging, so one call returns at most `limit=100000` events of the window.
+  the run above 208,000 events/s on SQLite against 231,000 for the native by-type read:
+  the payloads are flattened by `rqs._speedups` in C; in Python it was 78,500 events/s),
+  and `pollByRange` has no paging, so one call returns at most `limit=100000` events of the
+  window.
 - **CPU** per event: the load generator's CPU time and the server's (from `/proc`, for rqs on
   PostgreSQL including the backends of its database) over each operation.
 
 ### Reading it (figures from the run above)
 
 - **Ingest**: rqs on SQLite acknowledged the most events per second, every one durably:
-  166,000/s, 2.76x Redis without persistence and 4.11x Redis with `appendfsync always`.
-  rqs on PostgreSQL took 47,700/s with one server process (0.79x Redis, 1.18x the durable
-  Redis) and 54,100/s with `--workers 2` (0.90x; 1.34x durable). On this machine the peers
-  are limited by their Python clients, not by their servers: nats-py spent 31-40 µs of CPU
-  per event (a message, a reply subject and a future for each), redis-py ~17 µs (one
+  124,500/s, 2.66x Redis without persistence and 2.83x Redis with `appendfsync always`.
+  rqs on PostgreSQL took 52,100/s with one server process (1.11x Redis, 1.19x the durable
+  Redis) and 53,100/s with `--workers 2` (1.13x; 1.21x durable). On this machine the peers
+  are limited by their Python clients, not by their servers: nats-py spent 32-39 µs of CPU
+  per event (a message, a reply subject and a future for each), redis-py ~21 µs (one
   command packed per event), while the rqs client spends ~0.6 µs (one ready body per
-  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (2.5 µs, against 9 µs
-  for rqs on SQLite and 21-23 µs for rqs on PostgreSQL with its backends), and JetStream
-  (~10 µs) is on a par with rqs on SQLite. With a compiled client and spare cores both
-  peers would ingest faster than they do here; rqs's lead holds for Python clients on
-  2 cores, where its batch endpoint lets one request carry 1,000 events.
+  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (2.4 µs, against
+  11 µs for rqs on SQLite and 20 µs for rqs on PostgreSQL with its backends), and
+  JetStream (~10 µs) is on a par with rqs on SQLite. With a compiled client and spare
+  cores both peers would ingest faster than they do here; rqs's lead holds for Python
+  clients on 2 cores, where its batch endpoint lets one request carry 1,000 events.
 - **The price of durability**: JetStream with `sync_interval: always` fsyncs every
-  message: 3,900 events/s, 1/43 of rqs on SQLite. Redis with `appendfsync always` fsyncs
+  message: 5,200 events/s, 1/24 of rqs on SQLite. Redis with `appendfsync always` fsyncs
   once per event-loop turn, i.e. once per 1,000-command pipeline (a group commit, like
   rqs's). JetStream's default (fsync every 2 minutes) can lose acknowledged events on a
   power loss or kernel crash; Redis without persistence loses all of them on any restart.
   rqs acknowledges only committed data.
-- **Reads**: rqs on SQLite leads every read: one type 1.15x Redis (234,000 events/s; it
-  was 0.62x before the type index gave way to type runs and a filtered scan for dense
-  types), the time range 1.23x and the read after the middle 1.40x, with lower p99s. rqs
-  on PostgreSQL reads at 0.48-0.75x of Redis (0.55-0.94x of Redis with the AOF), ahead of
-  NATS on the time-range and tail reads, behind it by type.
-- **Memory**: Redis keeps the whole data set in memory (594 MiB for 1,000,000 events); the
-  JetStream servers cached 367-499 MiB; rqs on SQLite peaked at 333 MiB summed over its
+- **Reads**: rqs on SQLite leads every read: one type 1.09x Redis (231,000 events/s), the
+  time range 1.33x and the read after the middle 1.48x of the best peer, with lower p99s
+  but for the type read. rqs on PostgreSQL now reads at 0.68-0.92x of Redis (it was
+  0.48-0.75x before the pages were rendered in C on a thread of their own), ahead of
+  NATS on every read.
+- **Memory**: Redis keeps the whole data set in memory (590 MiB for 1,000,000 events); the
+  JetStream servers cached 347-541 MiB; rqs on SQLite peaked at 341 MiB summed over its
   processes (each has its own SQLite page cache); rqs on PostgreSQL's own processes at
-  105 MiB (250 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
-- **Noise**: absolute rates on this shared machine move by 20-85% between runs (the first
-  session's run, at load average 2-3, had rqs on SQLite at 56,500 events/s and Redis by
-  type at 183,000/s); compare the ratios of one run.
+  97 MiB (246 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
+- **Noise**: absolute rates on this shared machine move by 20-85% between runs (in the
+  second session's run rqs on SQLite ingested 166,000 events/s and Redis 60,300/s); compare
+  the ratios of one run. The rqs rows above were re-run (`--only ... --merge`) after the
+  last change to the read path, 20 minutes after the peers' rows, at a similar load.
 
 ### Where rqs is behind, and why (profiles)
 
-1. **rqs on PostgreSQL, reads** (0.48-0.75x Redis): one process fetches the rows through
-   psycopg (`AsyncCursor.fetchall` ~16% of its samples, after the switch to binary
-   fetches), turns them into `StoredEvent`s and encodes the JSON page (`render.json_page`
-   ~24%), all on the event loop thread; PostgreSQL itself walks the (domain, type, idx)
-   index and fetches scattered heap rows. A 10,000-event page by type costs ~6-9 µs per
-   event against ~3 µs on SQLite. Rendering each event's JSON in the query (so Python only
-   forwards bytes) is the next step.
-2. **rqs on PostgreSQL, ingest** (0.79-0.90x Redis, ahead of the durable Redis): each
+1. **rqs on PostgreSQL, reads** (0.68-0.92x Redis): the event loop fetches the rows
+   through psycopg (binary format) and turns them into `StoredEvent`s; a thread renders
+   the page in C beside the next fetch. PostgreSQL itself walks the (domain, type, idx)
+   index and fetches scattered heap rows: its backends account for about half of the
+   6-9 µs of server CPU per event, against ~3-4 µs per event for rqs on SQLite.
+2. **rqs on PostgreSQL, ingest** (1.11-1.13x Redis; 1.19-1.21x the durable Redis): each
    append holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the
    index gapless in commit order, so appends to one domain are serial even across
-   processes; the raw `COPY` of the same rows without any lock runs at ~99,000 rows/s
-   here, the ceiling for this design on this machine. The server process spends ~3 µs per
-   event encoding the binary COPY rows and ~1.5 µs parsing.
+   processes; the raw `COPY` of the same rows without any lock runs at 95,000-106,000
+   rows/s here, the ceiling for this design on this machine.
 """
