@@ -256,6 +256,21 @@ static int member_key(Ctx *c, int base, const char *key, size_t n) {
     return OK;
 }
 
+/* After an item of an object or array: 1 (and past the comma) if another follows, 0 (and
+ * past the closing bracket) if not, -1 for anything else. */
+static int after_item(const Ctx *c, const char **pp, char close) {
+    const char *p = skip_ws(*pp, c->end);
+    if (p < c->end && *p == ',') {
+        *pp = skip_ws(p + 1, c->end);
+        return 1;
+    }
+    if (p < c->end && *p == close) {
+        *pp = p + 1;
+        return 0;
+    }
+    return -1;
+}
+
 /* Members of the object at *pp, each handed to `each` with its key; leaves *pp after it. */
 typedef int (*MemberFn)(Ctx *c, const char *key, size_t n, const char **pp, void *arg);
 
@@ -278,16 +293,9 @@ static int members(Ctx *c, const char **pp, MemberFn each, void *arg) {
             p = skip_ws(p + 1, c->end);
             if (p >= c->end) return DECLINE; /* callbacks may look at the value's first byte */
             TRY(each(c, key, n, &p, arg));
-            p = skip_ws(p, c->end);
-            if (p < c->end && *p == ',') {
-                p = skip_ws(p + 1, c->end);
-                continue;
-            }
-            if (p < c->end && *p == '}') {
-                p++;
-                break;
-            }
-            return DECLINE;
+            int more = after_item(c, &p, '}');
+            if (more < 0) return DECLINE;
+            if (!more) break;
         }
     }
     c->nkeys = base;
@@ -320,16 +328,9 @@ static int array(Ctx *c, const char **pp) {
             TRY(rc);
             TRY(value(c, &p));
             c->name.len = old;
-            p = skip_ws(p, c->end);
-            if (p < c->end && *p == ',') {
-                p = skip_ws(p + 1, c->end);
-                continue;
-            }
-            if (p < c->end && *p == ']') {
-                p++;
-                break;
-            }
-            return DECLINE;
+            int more = after_item(c, &p, ']');
+            if (more < 0) return DECLINE;
+            if (!more) break;
         }
     }
     c->depth--;
@@ -520,16 +521,12 @@ static int props_prop(Ctx *c, const char **pp) {
         where[sizeof PROP - 1] = '.';
         int len = (int)sizeof PROP + digits_of(i, where + sizeof PROP);
         TRY(prop_item(c, &p, where, (size_t)len));
-        p = skip_ws(p, c->end);
-        if (p < c->end && *p == ',') {
-            p = skip_ws(p + 1, c->end);
-            continue;
-        }
-        if (p < c->end && *p == ']') {
-            *pp = p + 1;
+        int more = after_item(c, &p, ']');
+        if (more < 0) return DECLINE;
+        if (!more) {
+            *pp = p;
             return OK;
         }
-        return DECLINE;
     }
 }
 
@@ -926,6 +923,20 @@ typedef struct {
     PyObject *owner; /* owned: the str whose UTF-8 s points into, or the callback's bytes */
 } Piece;
 
+/* A literal from a Python callback (which must give bytes), taken over by the piece. */
+static int bytes_piece(PyObject *lit, const char *what, Piece *out) {
+    if (!PyBytes_Check(lit)) {
+        Py_DECREF(lit);
+        PyErr_Format(PyExc_TypeError, "%s() must return bytes", what);
+        return -1;
+    }
+    out->s = PyBytes_AS_STRING(lit);
+    out->n = PyBytes_GET_SIZE(lit);
+    out->quoted = 1;
+    out->owner = lit;
+    return 0;
+}
+
 /* A str as a JSON string: its UTF-8 as it is when nothing needs escaping (the quotes are
  * the writer's), else the Python callback's literal (msgspec's escaping, exactly). */
 static int text_piece(PyObject *text, PyObject *quote_cb, Piece *out) {
@@ -936,36 +947,13 @@ static int text_piece(PyObject *text, PyObject *quote_cb, Piece *out) {
         unsigned char ch = (unsigned char)s[i];
         if (ch < 0x20 || ch == '"' || ch == '\\') {
             PyObject *lit = PyObject_CallOneArg(quote_cb, text);
-            if (lit == NULL) return -1;
-            if (!PyBytes_Check(lit)) {
-                Py_DECREF(lit);
-                PyErr_SetString(PyExc_TypeError, "quote() must return bytes");
-                return -1;
-            }
-            out->s = PyBytes_AS_STRING(lit);
-            out->n = PyBytes_GET_SIZE(lit);
-            out->quoted = 1;
-            out->owner = lit;
-            return 0;
+            return lit == NULL ? -1 : bytes_piece(lit, "quote", out);
         }
     }
     out->s = s;
     out->n = n;
     out->quoted = 0;
     out->owner = Py_NewRef(text);
-    return 0;
-}
-
-static int bytes_piece(PyObject *lit, Piece *out) {
-    if (!PyBytes_Check(lit)) {
-        Py_DECREF(lit);
-        PyErr_SetString(PyExc_TypeError, "time() must return bytes");
-        return -1;
-    }
-    out->s = PyBytes_AS_STRING(lit);
-    out->n = PyBytes_GET_SIZE(lit);
-    out->quoted = 1;
-    out->owner = lit;
     return 0;
 }
 
@@ -1026,12 +1014,12 @@ static int native_gather(NativeItem *it, PyObject *event, PyObject *quote_cb,
     if (text_piece(type, quote_cb, &it->type) < 0) goto done;
     if (text_piece(channel, quote_cb, &it->channel) < 0) goto done;
     if ((lit = time_literal(memo, received, time_cb)) == NULL) goto done;
-    if (bytes_piece(lit, &it->received) < 0) goto done;
+    if (bytes_piece(lit, "time", &it->received) < 0) goto done;
     if (occurred != Py_None) {
         TimeMemo once = {0, NULL};
         if ((lit = time_literal(&once, occurred, time_cb)) == NULL) goto done;
         Py_DECREF(once.literal);
-        if (bytes_piece(lit, &it->occurred) < 0) goto done;
+        if (bytes_piece(lit, "time", &it->occurred) < 0) goto done;
     }
     rc = 0;
 done:
