@@ -45,6 +45,7 @@ static inline int buf_reserve(Buf *b, size_t n) {
 }
 
 static inline int buf_put(Buf *b, const char *s, size_t n) {
+    if (n == 0) return OK; /* memcpy may not be given a NULL buffer, even for 0 bytes */
     if (buf_reserve(b, n) != OK) return NOMEM;
     memcpy(b->data + b->len, s, n);
     b->len += n;
@@ -61,7 +62,8 @@ static Buf buf_take(size_t want) {
     kept.data = NULL;
     kept.cap = 0;
     b.len = 0;
-    if (b.cap < want) buf_grow(&b, want); /* a failure leaves a smaller buffer that grows */
+    /* Never NULL past here unless memory ran out: a failure leaves a buffer that grows. */
+    if (b.cap < want || b.data == NULL) buf_grow(&b, want ? want : 1);
     return b;
 }
 
@@ -212,7 +214,7 @@ static int pair(Ctx *c, const char *value, size_t n) {
         w = COPY(w, "</value></output>");
     } else { /* JSON needs no escaping: scan_string refused all it would escape */
         w = COPY(w, ",{\"name\":\"");
-        memcpy(w, name, name_len);
+        if (name_len > 0) memcpy(w, name, name_len); /* an empty name may have no buffer */
         w = COPY(w + name_len, "\",\"value\":\"");
         memcpy(w, value, n);
         w = COPY(w + n, "\"}");
@@ -845,7 +847,7 @@ static PyObject *assemble(const Buf *out, Item *items, Py_ssize_t count, PyObjec
         memcpy(w, PyBytes_AS_STRING(pairs), (size_t)PyBytes_GET_SIZE(pairs));
         w += PyBytes_GET_SIZE(pairs);
     }
-    memcpy(w, out->data + at, out->len - at);
+    if (out->len > at) memcpy(w, out->data + at, out->len - at);
 done:
     Py_DECREF(spliced);
     return result;
