@@ -166,6 +166,8 @@ def main() -> None:
                  "application/json"),
                 ("GET /v1/events?limit=100000 (NDJSON)", "/v1/events?limit=100000",
                  "application/x-ndjson"),
+                ("GET /v1/events?type=EMAIL_CLICKED&limit=100000 (JSON, one type)",
+                 "/v1/events?type=EMAIL_CLICKED&limit=100000", "application/json"),
                 ("pollByType allMessages, limit 100000 (JSON)", POLL_ALL, "application/json"),
                 ("pollByType allMessages, limit 100000 (XML)", POLL_ALL, "application/xml"),
                 ("pollByType linkClick, limit 100000 (JSON)",
