@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rqs.domain import flatten
-from rqs.domain.events import StoredEvent
+from rqs.domain.events import NewEvent, StoredEvent
+from rqs.speedups import NATIVE, Native
 from rqs.web import mapp_render, render
-from rqs.web.speedups import NATIVE, Native
 from tests.support import samples
 
 render_pairs = NATIVE.render_pairs if NATIVE else None
@@ -186,3 +186,38 @@ def test_native_pages_of_realistic_events() -> None:
     native_pages(events)
     assert json.loads(b"[" + render.json_page(render.TimeCache())(events).body + b"]")[5][
         "id"] == "id-5"
+
+
+# --- PostgreSQL binary COPY rows -----------------------------------------------------------
+
+OPTIONAL_TEXT = st.one_of(st.none(), TEXT, st.just("a\x00b"), st.just("lone \ud800"))
+
+
+@needs_native
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(TEXT, TEXT, st.one_of(st.none(), st.integers(-2**62, 2**62)),
+                          st.lists(OPTIONAL_TEXT, min_size=7, max_size=7), st.binary()),
+                min_size=1, max_size=5))
+def test_copy_rows_match_python(rows: list[tuple[str, str, int | None, list[str | None],
+                                                 bytes]]) -> None:
+    from rqs.storage.postgres import binary_copy
+
+    events = [NewEvent(t, ch, payload, texts[0], occurred, *texts[1:])
+              for t, ch, occurred, texts, payload in rows]
+    fast = binary_copy.event_tails(events, NATIVE)
+    assert fast == binary_copy.event_tails(events, None)
+    positions = list(range(len(events)))[::-1]
+    assert (binary_copy.event_rows(fast, positions, 7, 10**12, 1_700_000_000_000_000, NATIVE)
+            == binary_copy.event_rows(fast, positions, 7, 10**12, 1_700_000_000_000_000, None))
+
+
+@needs_native
+def test_copy_tails_leave_nul_and_surrogates_to_python() -> None:
+    assert NATIVE is not None
+    clean = NewEvent("T", "Email", b"{}", "id", None, "c")
+    odd = [NewEvent("T", "Email", b"{}", "a\x00b"), NewEvent("T", "Email", b"{}", None, None,
+                                                             "\ud800")]
+    tails = NATIVE.copy_tails([clean, *odd])
+    assert tails[0] is not None and tails[1:] == [None, None]
+    with pytest.raises(ValueError, match="position 3 names no bytes tail"):
+        NATIVE.copy_rows([b"x"], [3], 1, 1, 1)

@@ -1130,10 +1130,177 @@ done:
     return result;
 }
 
+/* --- PostgreSQL binary COPY rows (rqs.storage.postgres.binary_copy) ------------------- */
+
+static PyObject *s_campaign_id, *s_campaign_name, *s_riid, *s_customer_id, *s_recipient,
+    *s_message;
+
+static inline void put_be32(Buf *b, uint32_t v) {
+    unsigned char *w = (unsigned char *)b->data + b->len;
+    w[0] = (unsigned char)(v >> 24);
+    w[1] = (unsigned char)(v >> 16);
+    w[2] = (unsigned char)(v >> 8);
+    w[3] = (unsigned char)v;
+    b->len += 4;
+}
+
+static inline void put_be64(Buf *b, uint64_t v) {
+    put_be32(b, (uint32_t)(v >> 32));
+    put_be32(b, (uint32_t)v);
+}
+
+/* A text column: length and UTF-8, or -1 for None. DECLINE where Python's encoding differs
+ * from the UTF-8 as it is: lone surrogates ("replace") and NUL (stored as U+FFFD). */
+static int copy_text(Buf *b, PyObject *value) {
+    if (value == Py_None) {
+        TRY(buf_reserve(b, 4));
+        put_be32(b, 0xFFFFFFFFu);
+        return OK;
+    }
+    if (!PyUnicode_Check(value)) return DECLINE;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(value, &n);
+    if (s == NULL) {
+        PyErr_Clear();
+        return DECLINE;
+    }
+    if (n > INT32_MAX || memchr(s, 0, (size_t)n) != NULL) return DECLINE;
+    TRY(buf_reserve(b, 4 + (size_t)n));
+    put_be32(b, (uint32_t)n);
+    if (n > 0) memcpy(b->data + b->len, s, (size_t)n);
+    b->len += (size_t)n;
+    return OK;
+}
+
+/* One event's columns after (domain_id, idx, received_at), as binary_copy.event_tail. */
+static int copy_tail(Buf *b, PyObject *event) {
+    PyObject *names[] = {s_type, s_channel, s_occurred_at, s_ext_id, s_campaign_id,
+                         s_campaign_name, s_riid, s_customer_id, s_recipient, s_message,
+                         s_payload};
+    PyObject *values[11] = {NULL};
+    int rc = NOMEM;
+    for (int i = 0; i < 11; i++)
+        if ((values[i] = attr(event, names[i])) == NULL) goto done;
+    if ((rc = copy_text(b, values[0])) != OK || (rc = copy_text(b, values[1])) != OK) goto done;
+    rc = NOMEM;
+    if (buf_reserve(b, 12) != OK) goto done;
+    if (values[2] == Py_None) {
+        put_be32(b, 0xFFFFFFFFu);
+    } else {
+        long long at = PyLong_AsLongLong(values[2]);
+        if (at == -1 && PyErr_Occurred()) goto done;
+        put_be32(b, 8);
+        put_be64(b, (uint64_t)at);
+    }
+    for (int i = 3; i < 10; i++)
+        if ((rc = copy_text(b, values[i])) != OK) goto done;
+    rc = DECLINE;
+    if (!PyBytes_Check(values[10]) || PyBytes_GET_SIZE(values[10]) > INT32_MAX) goto done;
+    rc = NOMEM;
+    Py_ssize_t n = PyBytes_GET_SIZE(values[10]);
+    if (buf_reserve(b, 4 + (size_t)n) != OK) goto done;
+    put_be32(b, (uint32_t)n);
+    if (n > 0) memcpy(b->data + b->len, PyBytes_AS_STRING(values[10]), (size_t)n);
+    b->len += (size_t)n;
+    rc = OK;
+done:
+    for (int i = 0; i < 11; i++) Py_XDECREF(values[i]);
+    return rc;
+}
+
+PyDoc_STRVAR(copy_tails_doc,
+"copy_tails(events, /)\n--\n\n"
+"Per NewEvent, its binary COPY columns after (domain_id, idx, received_at), or None where\n"
+"Python must encode it (a text with NUL or a lone surrogate).");
+
+static PyObject *copy_tails(PyObject *self, PyObject *seq) {
+    (void)self;
+    PyObject *events = PySequence_Tuple(seq);
+    if (events == NULL) return NULL;
+    Py_ssize_t count = PyTuple_GET_SIZE(events);
+    PyObject *result = PyList_New(count);
+    Buf b = buf_take(4096);
+    for (Py_ssize_t i = 0; result != NULL && i < count; i++) {
+        b.len = 0;
+        int rc = copy_tail(&b, PyTuple_GET_ITEM(events, i));
+        PyObject *tail = NULL;
+        if (rc == OK) {
+            tail = PyBytes_FromStringAndSize(b.data, (Py_ssize_t)b.len);
+        } else if (rc == DECLINE && !PyErr_Occurred()) {
+            tail = Py_NewRef(Py_None);
+        } else if (!PyErr_Occurred()) {
+            PyErr_NoMemory();
+        }
+        if (tail == NULL) {
+            Py_CLEAR(result);
+            break;
+        }
+        PyList_SET_ITEM(result, i, tail);
+    }
+    buf_give_back(&b);
+    Py_DECREF(events);
+    return result;
+}
+
+PyDoc_STRVAR(copy_rows_doc,
+"copy_rows(tails, positions, domain_id, first_index, received_at, /)\n--\n\n"
+"Whole binary COPY rows: for the n-th position, the head (domain_id, first_index + n,\n"
+"received_at) and tails[position].");
+
+static PyObject *copy_rows(PyObject *self, PyObject *args) {
+    PyObject *tails_seq, *positions_seq;
+    int domain_id;
+    long long first_index, received_at;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OOiLL:copy_rows", &tails_seq, &positions_seq, &domain_id,
+                          &first_index, &received_at))
+        return NULL;
+    PyObject *tails = PySequence_Tuple(tails_seq);
+    if (tails == NULL) return NULL;
+    PyObject *positions = PySequence_Tuple(positions_seq);
+    PyObject *result = NULL;
+    if (positions == NULL) goto done;
+    Py_ssize_t count = PyTuple_GET_SIZE(positions), ntails = PyTuple_GET_SIZE(tails);
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t pos = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
+        if (pos == -1 && PyErr_Occurred()) goto done;
+        if (pos < 0 || pos >= ntails || !PyBytes_Check(PyTuple_GET_ITEM(tails, pos))) {
+            PyErr_Format(PyExc_ValueError, "position %zd names no bytes tail", pos);
+            goto done;
+        }
+        total += 34 + (size_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(tails, pos));
+    }
+    result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (result == NULL) goto done;
+    Buf b = {PyBytes_AS_STRING(result), 0, total};
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *tail = PyTuple_GET_ITEM(tails, PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i)));
+        unsigned char *w = (unsigned char *)b.data + b.len;
+        w[0] = 0;
+        w[1] = 14; /* fields in a row */
+        b.len += 2;
+        put_be32(&b, 4);
+        put_be32(&b, (uint32_t)domain_id);
+        put_be32(&b, 8);
+        put_be64(&b, (uint64_t)(first_index + i));
+        put_be32(&b, 8);
+        put_be64(&b, (uint64_t)received_at);
+        memcpy(b.data + b.len, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
+        b.len += (size_t)PyBytes_GET_SIZE(tail);
+    }
+done:
+    Py_XDECREF(positions);
+    Py_DECREF(tails);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"render_pairs", render_pairs, METH_VARARGS, render_pairs_doc},
     {"render_events", render_events, METH_VARARGS, render_events_doc},
     {"render_native", render_native, METH_VARARGS, render_native_doc},
+    {"copy_tails", copy_tails, METH_O, copy_tails_doc},
+    {"copy_rows", copy_rows, METH_VARARGS, copy_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1150,7 +1317,10 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     } names[] = {{&s_payload, "payload"},     {&s_type, "type"},
                  {&s_channel, "channel"},     {&s_received_at, "received_at"},
                  {&s_ext_id, "ext_id"},       {&s_occurred_at, "occurred_at"},
-                 {&s_index, "index"}};
+                 {&s_index, "index"},         {&s_campaign_id, "campaign_id"},
+                 {&s_campaign_name, "campaign_name"}, {&s_riid, "riid"},
+                 {&s_customer_id, "customer_id"},     {&s_recipient, "recipient"},
+                 {&s_message, "message"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].text)) == NULL) return NULL;
     return PyModule_Create(&module);

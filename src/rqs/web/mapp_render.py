@@ -26,8 +26,8 @@ import msgspec
 from rqs import errors
 from rqs.domain import flatten
 from rqs.domain.events import StoredEvent, format_time
+from rqs.speedups import NATIVE, Native
 from rqs.web.errors import status_of
-from rqs.web.speedups import NATIVE, Native
 
 
 class Format(Enum):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import msgspec
 
 from rqs.domain.events import StoredEvent, derived_id, format_time
-from rqs.web.speedups import NATIVE, Native
+from rqs.speedups import NATIVE, Native
 
 
 class EventOut(msgspec.Struct):

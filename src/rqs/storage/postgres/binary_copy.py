@@ -9,8 +9,10 @@ https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from rqs.domain.events import NewEvent
+from rqs.speedups import NATIVE, Native
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)  # signature, flags, no extension
 TRAILER = struct.pack("!h", -1)
@@ -83,6 +85,30 @@ def _kind(type_name: str, channel: str) -> bytes:
 
 def event_head(domain_id: int, idx: int, received_at: int) -> bytes:
     return EVENT_HEAD.pack(EVENT_FIELDS, 4, domain_id, 8, idx, 8, received_at)
+
+
+def event_tails(events: Sequence[NewEvent], native: Native | None = NATIVE) -> list[bytes]:
+    """``event_tail`` of every event (its ext_id cleaned): in C where it was built, which
+    leaves texts with NUL or lone surrogates to Python (~4 µs an event in Python, all of it
+    in the HTTP process, most of what an append costs there)."""
+    if native is None:
+        return [event_tail(e, None if e.ext_id is None else clean(e.ext_id)) for e in events]
+    return [tail if tail is not None else
+            event_tail(e, None if e.ext_id is None else clean(e.ext_id))
+            for e, tail in zip(events, native.copy_tails(events), strict=True)]
+
+
+def event_rows(tails: Sequence[bytes], positions: Sequence[int], domain_id: int,
+               first_index: int, received_at: int, native: Native | None = NATIVE) -> bytes:
+    """Whole rows: the n-th position's head (its index ``first_index + n``) and tail. This
+    runs under the domain's lock, so in C where it was built."""
+    if native is not None:
+        return native.copy_rows(tails, positions, domain_id, first_index, received_at)
+    parts: list[bytes] = []
+    for n, pos in enumerate(positions):
+        parts.append(event_head(domain_id, first_index + n, received_at))
+        parts.append(tails[pos])
+    return b"".join(parts)
 
 
 def id_row(domain_id: int, ext_id: str, idx: int) -> bytes:

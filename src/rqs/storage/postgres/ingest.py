@@ -28,7 +28,7 @@ from rqs.storage.postgres import binary_copy, schema
 from rqs.storage.postgres import sql as q
 from rqs.storage.postgres.connection import Conn
 
-COPY_FLUSH_BYTES = 1 << 20  # hand COPY data to psycopg in pieces of about this size
+COPY_ROWS_PER_WRITE = 2_000  # hand COPY data to psycopg in pieces of ~1.5 MB
 
 
 def now_us() -> int:
@@ -55,15 +55,11 @@ class Batch:
 
     @classmethod
     def of(cls, events: Sequence[NewEvent]) -> Batch:
-        tails: list[bytes] = []
-        keys: list[tuple[str, str]] = []
-        ext_ids: list[str | None] = []
-        for e in events:
-            ext_id = None if e.ext_id is None else binary_copy.clean(e.ext_id)
-            tails.append(binary_copy.event_tail(e, ext_id))
-            keys.append((binary_copy.clean(e.type), binary_copy.clean(e.channel)))
-            ext_ids.append(ext_id)
-        return cls(tails, keys, ext_ids, *_first_occurrences(ext_ids))
+        clean = binary_copy.clean
+        keys = [(clean(e.type), clean(e.channel)) for e in events]
+        ext_ids = [None if e.ext_id is None else clean(e.ext_id) for e in events]
+        return cls(binary_copy.event_tails(events), keys, ext_ids,
+                   *_first_occurrences(ext_ids))
 
     @classmethod
     def join(cls, batches: Sequence[Batch]) -> Batch:
@@ -174,18 +170,11 @@ def _assign(batch: Batch, known: dict[str, int], next_index: int) -> tuple[list[
 async def _copy_events(cur: psycopg.AsyncCursor[tuple[object, ...]], batch: Batch,
                        new: list[int], domain_id: int, next_index: int,
                        received_at: int) -> None:
-    head = binary_copy.event_head
     tails = batch.tails
     async with cur.copy(q.COPY_EVENTS) as copy:
-        parts = [binary_copy.HEADER]
-        size = 0
-        for n, pos in enumerate(new):
-            tail = tails[pos]
-            parts.append(head(domain_id, next_index + n, received_at))
-            parts.append(tail)
-            size += len(tail)
-            if size > COPY_FLUSH_BYTES:
-                await copy.write(b"".join(parts))
-                parts, size = [], 0
-        parts.append(binary_copy.TRAILER)
-        await copy.write(b"".join(parts))
+        await copy.write(binary_copy.HEADER)
+        for start in range(0, len(new), COPY_ROWS_PER_WRITE):
+            await copy.write(binary_copy.event_rows(
+                tails, new[start:start + COPY_ROWS_PER_WRITE], domain_id, next_index + start,
+                received_at))
+        await copy.write(binary_copy.TRAILER)

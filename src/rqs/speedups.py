@@ -1,7 +1,9 @@
-"""The optional C renderers (``rqs._speedups``), typed, or None where they were not built.
+"""The optional C hot paths (``rqs._speedups``), typed, or None where they were not built.
 
-Without a C compiler at install time the extension is skipped and every caller renders in
-Python instead: the same bytes, more slowly (tests/test_speedups.py holds them equal).
+Mapp and native page rendering (the web layer) and PostgreSQL's binary COPY rows (the
+PostgreSQL store) use them. Without a C compiler at install time the extension is skipped
+and every caller does the same work in Python: the same bytes, more slowly
+(tests/test_speedups.py holds them equal).
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from rqs.domain.events import StoredEvent
+from rqs.domain.events import NewEvent, StoredEvent
 
 
 class Native(Protocol):
@@ -25,6 +27,11 @@ class Native(Protocol):
     def render_native(self, events: Sequence[StoredEvent], ndjson: bool, id_prefix: bytes,
                       quote: Callable[[str], bytes], time: Callable[[int], bytes], /
                       ) -> bytes: ...
+
+    def copy_tails(self, events: Sequence[NewEvent], /) -> list[bytes | None]: ...
+
+    def copy_rows(self, tails: Sequence[bytes], positions: Sequence[int], domain_id: int,
+                  first_index: int, received_at: int, /) -> bytes: ...
 
 
 def _load() -> Native | None:
