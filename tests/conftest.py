@@ -143,3 +143,13 @@ async def storage(storage_settings: Settings) -> AsyncIterator[Storage]:
 # ======================================================================================
 # end of storage fixtures
 # ======================================================================================
+
+
+# ======================================================================================
+# Property-based tests (hypothesis): the same examples on every run, nothing written to
+# disk. A failure then reproduces as it is, and CI cannot pass or fail by luck of the draw.
+# ======================================================================================
+from hypothesis import settings as hypothesis_settings  # noqa: E402
+
+hypothesis_settings.register_profile("rqs", derandomize=True, database=None, deadline=None)
+hypothesis_settings.load_profile("rqs")
