@@ -1149,6 +1149,15 @@ static inline void put_be64(Buf *b, uint64_t v) {
     put_be32(b, (uint32_t)v);
 }
 
+/* A column's length, then its bytes. */
+static int put_sized(Buf *b, const char *s, size_t n) {
+    TRY(buf_reserve(b, 4 + n));
+    put_be32(b, (uint32_t)n);
+    if (n > 0) memcpy(b->data + b->len, s, n);
+    b->len += n;
+    return OK;
+}
+
 /* A text column: length and UTF-8, or -1 for None. DECLINE where Python's encoding differs
  * from the UTF-8 as it is: lone surrogates ("replace") and NUL (stored as U+FFFD). */
 static int copy_text(Buf *b, PyObject *value) {
@@ -1165,11 +1174,7 @@ static int copy_text(Buf *b, PyObject *value) {
         return DECLINE;
     }
     if (n > INT32_MAX || memchr(s, 0, (size_t)n) != NULL) return DECLINE;
-    TRY(buf_reserve(b, 4 + (size_t)n));
-    put_be32(b, (uint32_t)n);
-    if (n > 0) memcpy(b->data + b->len, s, (size_t)n);
-    b->len += (size_t)n;
-    return OK;
+    return put_sized(b, s, (size_t)n);
 }
 
 /* One event's columns after (domain_id, idx, received_at), as binary_copy.event_tail. */
@@ -1196,13 +1201,7 @@ static int copy_tail(Buf *b, PyObject *event) {
         if ((rc = copy_text(b, values[i])) != OK) goto done;
     rc = DECLINE;
     if (!PyBytes_Check(values[10]) || PyBytes_GET_SIZE(values[10]) > INT32_MAX) goto done;
-    rc = NOMEM;
-    Py_ssize_t n = PyBytes_GET_SIZE(values[10]);
-    if (buf_reserve(b, 4 + (size_t)n) != OK) goto done;
-    put_be32(b, (uint32_t)n);
-    if (n > 0) memcpy(b->data + b->len, PyBytes_AS_STRING(values[10]), (size_t)n);
-    b->len += (size_t)n;
-    rc = OK;
+    rc = put_sized(b, PyBytes_AS_STRING(values[10]), (size_t)PyBytes_GET_SIZE(values[10]));
 done:
     for (int i = 0; i < 11; i++) Py_XDECREF(values[i]);
     return rc;
