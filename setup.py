@@ -1,10 +1,19 @@
 """Only the optional C extension lives here; everything else is in pyproject.toml.
 
-``optional=True``: without a C compiler the install still succeeds and rqs renders Mapp
-outputs in pure Python (slower, same bytes).
+``optional=True``: without a C compiler the install still succeeds and rqs does the same
+work in Python (slower, same bytes).
 """
+
+from pathlib import Path
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("rqs._speedups", ["src/rqs/_speedups.c"], optional=True,
-                             extra_compile_args=["-O3", "-Wall", "-Wextra", "-Werror=implicit"])])
+PARTS = "src/rqs/_speedups_c"
+
+setup(ext_modules=[Extension(
+    "rqs._speedups",
+    sorted(str(p) for p in Path(PARTS).glob("*.c")),
+    depends=[f"{PARTS}/speedups.h"],
+    optional=True,
+    extra_compile_args=["-O3", "-Wall", "-Wextra", "-Werror=implicit", "-fvisibility=hidden"],
+)])
