@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Callable, Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -18,16 +17,6 @@ from rqs.storage.base import Storage
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def store_options(fn: F) -> F:
-    """``--data-dir`` and ``--database-url``: which store a local command opens."""
-    fn = click.option("--database-url", default=None, metavar="URL",
-                      help="PostgreSQL URL instead of SQLite (env: RQS_DATABASE_URL)")(fn)
-    fn = click.option("--data-dir", type=click.Path(path_type=Path), default=None,
-                      help="Directory of the SQLite store (env: RQS_DATA_DIR; "
-                      "default ./rqs-data)")(fn)
-    return fn
 
 
 _METAVARS = {"int": "INT", "float": "NUMBER", "Path": "PATH", "tuple[int, ...]": "N,N,..."}
@@ -57,17 +46,22 @@ def _flag(f: dataclasses.Field[Any]) -> Callable[[F], F]:
                         help=help_text)
 
 
-def settings_options(*, skip: tuple[str, ...] = ()) -> Callable[[F], F]:
-    """A flag for every Settings field but ``skip``; the command receives each as a keyword
-    argument (None when not given), ready for ``load_settings``."""
+def settings_options(*, skip: tuple[str, ...] = (), only: tuple[str, ...] | None = None
+                     ) -> Callable[[F], F]:
+    """A flag for every Settings field (``only`` these, and not ``skip``); the command
+    receives each as a keyword argument (None when not given), ready for ``load_settings``."""
 
     def decorate(fn: F) -> F:
         for f in reversed(dataclasses.fields(Settings)):
-            if f.name not in skip:
+            if f.name not in skip and (only is None or f.name in only):
                 fn = _flag(f)(fn)
         return fn
 
     return decorate
+
+
+# ``--data-dir`` and ``--database-url``: which store a local command opens.
+store_options = settings_options(only=("data_dir", "database_url"))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -4,12 +4,13 @@
 page k+2 is read. Reads run in order (each starts where the last stopped), and so do
 encodes, one at a time: encoders keep state across pages (a response's framing, caches).
 Rendering Mapp outputs in C runs without the GIL, so with encodes on a thread of their own
-the stages use both cores: a 100,000-event poll took 0.22-0.35 s against 0.27-0.38 s.
+the stages use both cores (one-off A/B timings, not a bench script: a 100,000-event poll
+took 0.22-0.35 s against 0.27-0.38 s).
 
 ``prefetched``: one job reads and encodes each page, one page ahead of the caller. For a
 light encoder (native pages: the C code splices stored payloads) that is faster: a third
-busy thread only adds handoffs and contention for the GIL (pages of 10,000 events read
-after an index: 290-320k against 230-270k events/s, measured with both in one session).
+busy thread only adds handoffs and contention for the GIL (one-off timings: pages of
+10,000 events read after an index, 290-320k against 230-270k events/s).
 """
 
 from __future__ import annotations
@@ -55,18 +56,7 @@ async def pipelined(take: Take, encode: Encode[R], limit: int, chunk: int) -> As
             encoding = encode(rows) if rows else None
             yield done
     finally:  # the caller stopped early, or a stage failed
-        pending: list[asyncio.Future[Any]] = []
-        if taking is not None:
-            pending.append(taking)
-        if encoding is not None:
-            pending.append(encoding)
-        for f in pending:
-            f.cancel()
-        if pending:
-            await asyncio.wait(pending)
-            for f in pending:
-                if not f.cancelled():
-                    f.exception()  # retrieved: no one is waiting for it any more
+        await _abandon(taking, encoding)
 
 
 Job = Callable[[int], "asyncio.Future[tuple[int, R | None]]"]
@@ -92,8 +82,17 @@ async def prefetched(job: Job[R], limit: int, chunk: int) -> AsyncIterator[R]:
             if result is not None:
                 yield result
     finally:  # the caller stopped early, or the job failed
-        if pending is not None:
-            pending.cancel()
-            await asyncio.wait([pending])
-            if not pending.cancelled():
-                pending.exception()
+        await _abandon(pending)
+
+
+async def _abandon(*stages: asyncio.Future[Any] | None) -> None:
+    """Cancel what a stopped scan still had running, wait for it to settle, and take its
+    exceptions, which no one is waiting for any more."""
+    pending = [f for f in stages if f is not None]
+    for f in pending:
+        f.cancel()
+    if pending:
+        await asyncio.wait(pending)
+        for f in pending:
+            if not f.cancelled():
+                f.exception()

@@ -150,14 +150,18 @@ class Renderer:
         self._heads[domain] = (a, b, c)
         return a, b, c
 
-    def _head_bytes(self, e: StoredEvent) -> bytes:
-        """Everything before the payload pairs, for an event with a sender id or time."""
-        text = (self.HEAD.format(e.domain, e.index) if e.ext_id is None
-                else self.HEAD_ID.format(e.domain, e.index, self.quote(e.ext_id)))
-        text += self.fixed(e)
+    def head(self, e: StoredEvent, fixed: str) -> str:
+        """Everything before an event's payload pairs: its opening with the queue id and
+        index output, the fixed outputs, and occurred_at when the sender gave one."""
         if e.occurred_at is not None:
-            text += self.pairs([("occurred_at", format_time(e.occurred_at))])
-        return text.encode()
+            fixed += self.pairs([("occurred_at", format_time(e.occurred_at))])
+        if e.ext_id is None:
+            return self.HEAD.format(e.domain, e.index) + fixed
+        return self.HEAD_ID.format(e.domain, e.index, self.quote(e.ext_id)) + fixed
+
+    def _head_bytes(self, e: StoredEvent) -> bytes:
+        """``head`` for an event with a sender id or time (C writes the others itself)."""
+        return self.head(e, self.fixed(e)).encode()
 
     def _fixed_bytes(self, e: StoredEvent) -> bytes:
         return self.fixed(e).encode()
@@ -173,7 +177,7 @@ class Renderer:
         special = b"&" in joined or b"<" in joined or b">" in joined
         parts: list[str | None] = []
         add = parts.append
-        head, head_id, tail, quote = self.HEAD.format, self.HEAD_ID.format, self.TAIL, self.quote
+        head, tail = self.HEAD.format, self.TAIL
         templates, template = self._templates, self.template
         fixed_cache, received_at = self._fixed, self._received_at
         # This loop runs once per event of a 100,000-event poll: caches are inlined and the
@@ -184,12 +188,10 @@ class Renderer:
                 received_at = e.received_at
             hit = fixed_cache.get(e.type)
             fixed = hit[1] if hit is not None and hit[0] == e.channel else self.fixed(e)
-            if e.occurred_at is not None:
-                fixed += self.pairs([("occurred_at", format_time(e.occurred_at))])
-            if e.ext_id is None:
+            if e.ext_id is None and e.occurred_at is None:  # the common case, inlined
                 add(head(e.domain, e.index) + fixed)
             else:
-                add(head_id(e.domain, e.index, quote(e.ext_id)) + fixed)
+                add(self.head(e, fixed))
             if flat:
                 keys = tuple(flat)
                 n = len(parts)

@@ -65,8 +65,6 @@ class PostgresStorage:
         self._pool: Pool | None = None
         self._days: set[int] = set()  # days whose partition is known to exist
         self._groups: dict[str, GroupCommit] = {}  # per domain
-        # Scans encode pages here, beside the event loop reading the next one (see
-        # rqs.storage.pages). Two threads: concurrent scans' encodes need not queue.
         self._encoders: ThreadPoolExecutor | None = None
         # In-process turn-taking before the cross-process row lock, so that many polls
         # of one cursor hold one pooled connection between them, not one each.
@@ -92,6 +90,9 @@ class PostgresStorage:
             await pool.close()
             raise
         self._pool = pool
+        # Scans encode pages here, beside the event loop reading the next one (see
+        # rqs.storage.pages). Two threads: concurrent scans' encodes need not queue.
+        self._encoders = ThreadPoolExecutor(2, thread_name_prefix="rqs-pg-encode")
 
     async def close(self) -> None:
         # Appends already accepted finish first.
@@ -201,9 +202,8 @@ class PostgresStorage:
         def take(want: int) -> asyncio.Future[list[StoredEvent]]:
             return asyncio.ensure_future(self._page(reader, want))
 
-        if self._encoders is None:
-            self._encoders = ThreadPoolExecutor(2, thread_name_prefix="rqs-pg-encode")
         encoders = self._encoders
+        assert encoders is not None, "storage is not open"
 
         def encode(rows: list[StoredEvent]) -> asyncio.Future[R]:
             return loop.run_in_executor(encoders, fn, rows)
