@@ -22,7 +22,26 @@ Item = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
 
 def run_many(c: apsw.Connection, fn: Callable[..., Any],
              calls: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
-    """Writer job: ``fn(c, *args)`` for each call, each in a savepoint of its own."""
+    """Writer job: ``fn(c, *args)`` for each call; a call that fails changes nothing.
+
+    Optimistic: all calls run under one savepoint, and only if one fails does the job
+    start over with a savepoint per call. A savepoint per call made SQLite copy every
+    page each call touched (16 KiB apiece) into the statement journal: measured on
+    delivery records, most of the writer's time went there.
+    """
+    c.execute("SAVEPOINT many")
+    try:
+        out: list[tuple[bool, Any]] = [(True, fn(c, *args)) for args in calls]
+    except Exception:
+        c.execute("ROLLBACK TO many")
+        c.execute("RELEASE many")
+        return _one_by_one(c, fn, calls)
+    c.execute("RELEASE many")
+    return out
+
+
+def _one_by_one(c: apsw.Connection, fn: Callable[..., Any],
+                calls: list[tuple[Any, ...]]) -> list[tuple[bool, Any]]:
     out: list[tuple[bool, Any]] = []
     for args in calls:
         c.execute("SAVEPOINT one")
