@@ -113,6 +113,8 @@ class DeliveryWorker:
     async def _claim(self, now_us: int, limit: int) -> tuple[list[Lane], dict[str, int]]:
         store = self.store
         domains = await store.active_domains()
+        if not domains:  # no active subscription: nothing to claim, and no write to ask for
+            return [], {}
         # Concurrently: one store read per domain, and a pass runs every poll interval.
         found = await asyncio.gather(*(self.storage.bounds(dom) for dom in domains))
         newest = {dom: b.newest for dom, b in zip(domains, found, strict=True)}
