@@ -313,6 +313,16 @@ class Recorder:
         self.calls.append((query, params))
         return await self.conn.execute(query, params, binary=binary)
 
+    def cursor(self, *, binary: bool = False) -> Recorder:
+        self._binary = binary
+        return self
+
+    async def stream(self, query: Any, params: Any = None, *, size: int = 1
+                     ) -> AsyncIterator[Any]:
+        self.calls.append((query, params))
+        async for row in self.conn.cursor(binary=self._binary).stream(query, params, size=size):
+            yield row
+
 
 async def explain(conn: psycopg.AsyncConnection[Any], query: Any, params: Any) -> dict[str, Any]:
     text = query if isinstance(query, bytes) else str(query).encode()
@@ -367,7 +377,12 @@ async def _plans(url: str, store: PostgresStorage, query: EventQuery, take: int 
         rec = Recorder(conn)
         plan = await scans.plan(rec, "acme", query)  # type: ignore[arg-type]
         assert plan is not None
-        await scans.Reader(plan).take(rec, take)  # type: ignore[arg-type]
+        reader = scans.Reader(plan)
+        if reader.single:
+            async for _ in reader.stream(rec, take, take):  # type: ignore[arg-type]
+                pass
+        else:
+            await reader.merged(rec, take)  # type: ignore[arg-type]
         return [await explain(conn, sql_, params) for sql_, params in rec.calls[1:]]
 
 

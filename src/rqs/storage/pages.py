@@ -16,6 +16,7 @@ busy thread only adds handoffs and contention for the GIL (one-off timings: page
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
@@ -57,6 +58,84 @@ async def pipelined(take: Take, encode: Encode[R], limit: int, chunk: int) -> As
             yield done
     finally:  # the caller stopped early, or a stage failed
         await _abandon(taking, encoding)
+
+
+Query = Callable[[int], AsyncIterator[list[StoredEvent]]]
+
+
+class Streamed:
+    """A ``Take`` for ``pipelined`` over queries whose rows arrive as they are produced.
+
+    ``query(n)`` runs one query for up to n events and yields them in chunks. Each query
+    runs to its end without waiting for the caller, so a slow client never holds a
+    statement open; the next one starts once the caller has taken all but ``ahead`` of
+    the chunks. ``per_query`` must be a multiple of the chunk size ``pipelined`` asks
+    for, so that every chunk but the last has exactly that size.
+    """
+
+    def __init__(self, query: Query, limit: int, per_query: int, ahead: int = 2) -> None:
+        self._chunks: deque[list[StoredEvent]] = deque()
+        self._ahead = ahead
+        self._waiter: asyncio.Future[list[StoredEvent]] | None = None
+        self._room = asyncio.Event()
+        self._error: BaseException | None = None
+        self._done = False
+        self._stopped = False
+        self._task = asyncio.ensure_future(self._run(query, limit, per_query))
+
+    async def _run(self, query: Query, limit: int, per_query: int) -> None:
+        remaining = limit
+        try:
+            while remaining > 0 and not self._stopped:
+                want = min(per_query, remaining)
+                got = 0
+                async for rows in query(want):
+                    got += len(rows)
+                    self._put(rows)
+                remaining -= got
+                if got < want:
+                    break
+                while len(self._chunks) > self._ahead and not self._stopped:
+                    self._room.clear()
+                    await self._room.wait()
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._done = True
+            self._put(None)
+
+    def _put(self, rows: list[StoredEvent] | None) -> None:
+        if rows is not None:
+            self._chunks.append(rows)
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None and not waiter.done():
+            self._hand(waiter)
+
+    def _hand(self, fut: asyncio.Future[list[StoredEvent]]) -> bool:
+        if self._chunks:
+            fut.set_result(self._chunks.popleft())
+            self._room.set()
+        elif self._error is not None:
+            fut.set_exception(self._error)
+        elif self._done:
+            fut.set_result([])
+        else:
+            return False
+        return True
+
+    def take(self, _want: int) -> asyncio.Future[list[StoredEvent]]:
+        fut: asyncio.Future[list[StoredEvent]] = asyncio.get_running_loop().create_future()
+        if not self._hand(fut):
+            self._waiter = fut
+        return fut
+
+    async def close(self) -> None:
+        """Start no more queries (the caller stopped early, or failed), and wait for the one
+        under way. It is not cancelled: it ends soon on its own, and a query cancelled in
+        mid-stream left its pooled connection unusable for a while (seen in tests)."""
+        self._stopped = True
+        self._room.set()
+        await asyncio.wait([self._task])
 
 
 Job = Callable[[int], "asyncio.Future[tuple[int, R | None]]"]

@@ -10,12 +10,19 @@ Several types (a poll group) are read as one ordered ``(domain_id, type, idx)`` 
 per type, each from its own position, and merged here, the way the SQLite backend does
 it: every row is read once, however the types interleave. Other filters (channels,
 excluded types, campaign) are checked on the rows of the range.
+
+One range (every type, or one type) is streamed instead: one query per few pages, its
+rows handed over by libpq in chunks as PostgreSQL produces them, so the database keeps
+working while this process converts, encodes and sends what came before. Measured over
+HTTP, 100,000 events of one type in pages of 10,000: 219-242k -> 239-269k events/s
+(one-off A/B runs, alternated).
 """
 
 from __future__ import annotations
 
 import heapq
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +32,7 @@ from rqs.storage.postgres import sql as q
 from rqs.storage.postgres.connection import Conn
 
 PAGE = 2_000  # rows fetched per type and round trip when merging several types
+FETCH = 1_000  # rows per chunk of a streamed query, as libpq hands them over
 
 
 @dataclass(slots=True)
@@ -114,21 +122,35 @@ class Reader:
         return {"domain_id": p.domain_id, "hi": p.hi, "t0": self.t0, "t1": p.t1,
                 **p.params, **more}
 
-    async def take(self, conn: Conn, n: int) -> list[StoredEvent]:
-        p = self.plan
-        if self.streams is None or len(self.streams) == 1:
-            if self.streams is None:
-                params = self._params(after=self.pos, n=n)
-            else:
-                params = self._params(after=self.pos, n=n, type=self.streams[0].type)
-            rows = await (await conn.execute(self.sql, params, binary=True)).fetchall()
-            if rows:
-                self.pos, self.t0 = rows[-1][0], rows[-1][3]
-            domain = p.domain
-            return [StoredEvent(domain, *r) for r in rows]  # event(), inlined: per row
-        return await self._merge(conn, n)
+    @property
+    def single(self) -> bool:
+        """One ordered range (every type, or one): it can be streamed by ``stream``."""
+        return self.streams is None or len(self.streams) == 1
 
-    async def _merge(self, conn: Conn, n: int) -> list[StoredEvent]:
+    async def stream(self, conn: Conn, n: int, chunk: int) -> AsyncIterator[list[StoredEvent]]:
+        """Up to n events of a ``single`` scan, from one query, ``chunk`` at a time.
+
+        The rows arrive in chunks as the server produces them (libpq's chunked-rows mode),
+        so PostgreSQL keeps producing while this process converts and encodes."""
+        assert self.single
+        if self.streams is None:
+            params = self._params(after=self.pos, n=n)
+        else:
+            params = self._params(after=self.pos, n=n, type=self.streams[0].type)
+        domain = self.plan.domain
+        rows: list[StoredEvent] = []
+        async for r in conn.cursor(binary=True).stream(self.sql, params, size=FETCH):
+            rows.append(StoredEvent(domain, *r))
+            if len(rows) == chunk:
+                self.pos, self.t0 = rows[-1].index, rows[-1].received_at
+                yield rows
+                rows = []
+        if rows:
+            self.pos, self.t0 = rows[-1].index, rows[-1].received_at
+            yield rows
+
+    async def merged(self, conn: Conn, n: int) -> list[StoredEvent]:
+        """The next n events of a scan over several types, in index order."""
         out: list[StoredEvent] = []
         streams = self.streams
         assert streams is not None

@@ -33,7 +33,7 @@ from rqs.storage.base import (
     TypeCount,
     events_of,
 )
-from rqs.storage.pages import pipelined
+from rqs.storage.pages import Streamed, pipelined
 from rqs.storage.postgres import ingest, purge, schema
 from rqs.storage.postgres import scan as scans
 from rqs.storage.postgres import sql as q
@@ -52,6 +52,9 @@ if TYPE_CHECKING:
 
 MAX_INDEX = 2**63 - 1
 APPEND_ATTEMPTS = 3
+# Chunks per streamed query. A query runs to its end whatever the client's pace (it never
+# holds a statement open on a slow reader), so this bounds what one scan buffers.
+STREAM_CHUNKS = 2
 
 
 class PostgresStorage:
@@ -190,8 +193,8 @@ class PostgresStorage:
         *,
         heavy: bool = False,
     ) -> AsyncIterator[R]:
-        # Always the three-stage pipeline, heavy or not: the reads run on the event loop
-        # here, so an encode there would stall them (see rqs.storage.pages).
+        # Always a pipeline with encodes on a thread, heavy or not: the reads run on the
+        # event loop here, so an encode there would stall them (see rqs.storage.pages).
         async with self._conn() as conn:
             plan = await scans.plan(conn, domain, query)
         if plan is None:
@@ -208,14 +211,29 @@ class PostgresStorage:
         def encode(rows: list[StoredEvent]) -> asyncio.Future[R]:
             return loop.run_in_executor(encoders, fn, rows)
 
-        # The database reads page k+2 (on the event loop) while a thread encodes page k+1
-        # and the caller sends page k (see rqs.storage.pages).
-        async for page in pipelined(take, encode, query.limit, chunk):
-            yield page
+        if not reader.single:
+            # The database reads page k+2 (on the event loop) while a thread encodes page
+            # k+1 and the caller sends page k (see rqs.storage.pages).
+            async for page in pipelined(take, encode, query.limit, chunk):
+                yield page
+            return
+
+        async def one_query(n: int) -> AsyncIterator[list[StoredEvent]]:
+            async with self._conn() as conn:
+                async for rows in reader.stream(conn, n, chunk):
+                    yield rows
+
+        # One range: the rows stream in while earlier chunks are encoded and sent.
+        stream = Streamed(one_query, query.limit, chunk * STREAM_CHUNKS)
+        try:
+            async for page in pipelined(stream.take, encode, query.limit, chunk):
+                yield page
+        finally:
+            await stream.close()
 
     async def _page(self, reader: scans.Reader, n: int) -> list[StoredEvent]:
         async with self._conn() as conn:
-            return await reader.take(conn, n)
+            return await reader.merged(conn, n)
 
     async def get_event(self, domain: str, index: int) -> StoredEvent | None:
         if not 1 <= index <= MAX_INDEX:

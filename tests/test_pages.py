@@ -1,0 +1,102 @@
+"""``Streamed``: queries whose rows arrive as produced, fed to ``pipelined`` by chunks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from rqs.domain.events import StoredEvent
+from rqs.storage.pages import Streamed, pipelined
+
+
+def event(index: int) -> StoredEvent:
+    return StoredEvent("d", index, "EMAIL_SENT", "Email", index, b"{}", None, None)
+
+
+class Source:
+    """Events 1..total; each query yields chunks and records what it was asked for."""
+
+    def __init__(self, total: int, chunk: int, fail_at: int | None = None) -> None:
+        self.total, self.chunk, self.fail_at = total, chunk, fail_at
+        self.pos = 0
+        self.asked: list[int] = []
+        self.finished = 0  # queries that ran to their end
+
+    async def query(self, n: int) -> AsyncIterator[list[StoredEvent]]:
+        self.asked.append(n)
+        end = min(self.pos + n, self.total)
+        while self.pos < end:
+            await asyncio.sleep(0)  # rows arrive over several loop turns
+            stop = min(self.pos + self.chunk, end)
+            if self.fail_at is not None and self.pos < self.fail_at <= stop:
+                raise RuntimeError("the database went away")
+            rows = [event(i) for i in range(self.pos + 1, stop + 1)]
+            self.pos = stop
+            yield rows
+        self.finished += 1
+
+
+async def encode(rows: list[StoredEvent]) -> list[int]:
+    return [e.index for e in rows]
+
+
+def encoder(rows: list[StoredEvent]) -> asyncio.Future[list[int]]:
+    return asyncio.ensure_future(encode(rows))
+
+
+async def read_all(source: Source, limit: int, chunk: int, per_query: int) -> list[int]:
+    stream = Streamed(source.query, limit, per_query)
+    out: list[int] = []
+    try:
+        async for page in pipelined(stream.take, encoder, limit, chunk):
+            assert len(page) <= chunk
+            out.extend(page)
+    finally:
+        await stream.close()
+    return out
+
+
+async def test_every_event_once_in_order_up_to_the_limit() -> None:
+    source = Source(total=95, chunk=10)
+    assert await read_all(source, limit=1000, chunk=10, per_query=30) == list(range(1, 96))
+    assert source.asked == [30, 30, 30, 30]  # the fourth found 5 and ended the scan
+
+    source = Source(total=95, chunk=10)
+    assert await read_all(source, limit=45, chunk=10, per_query=20) == list(range(1, 46))
+    assert source.asked == [20, 20, 5]
+
+
+async def test_the_next_query_waits_for_the_caller() -> None:
+    source = Source(total=1000, chunk=10)
+    stream = Streamed(source.query, 1000, per_query=20, ahead=2)
+    for _ in range(20):  # let the producer run as far as it may
+        await asyncio.sleep(0)
+    # Two queries of two chunks each: the second started with 2 chunks waiting (not more
+    # than `ahead`); after it, 4 are waiting and no third query begins.
+    assert source.asked == [20, 20]
+    first = await stream.take(10)
+    assert [e.index for e in first] == list(range(1, 11))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert source.asked == [20, 20]  # 3 still waiting
+    await stream.take(10)
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert source.asked == [20, 20, 20]
+    await stream.close()
+
+
+async def test_a_failing_query_fails_the_take_that_waits_for_it() -> None:
+    source = Source(total=100, chunk=10, fail_at=25)
+    with pytest.raises(RuntimeError, match="went away"):
+        await read_all(source, limit=100, chunk=10, per_query=50)
+
+
+async def test_close_lets_the_running_query_finish_and_starts_no_other() -> None:
+    source = Source(total=1000, chunk=10)
+    stream = Streamed(source.query, 1000, per_query=40)
+    await stream.take(10)  # the first query is under way
+    await stream.close()
+    assert source.asked == [40] and source.finished == 1
