@@ -53,11 +53,9 @@ async def post_all(
         return time.perf_counter() - t0, latencies
 
 
-def raw_sqlite_rate(bodies: list[bytes], path: Path, synchronous: str) -> float:
-    """The same rows inserted straight through apsw: same schema, pragmas, one txn a batch."""
-    conn = connection.connect(path, synchronous)
-    connection.upgrade(conn)
-    # Rows exactly as the store writes them (storage.sqlite.ingest): pos, received_at, fields.
+def raw_rows(bodies: list[bytes]) -> list[list[tuple[object, ...]]]:
+    """Rows exactly as the store writes them (storage.sqlite.ingest): pos, received_at,
+    fields; one list per request body."""
     batches = []
     idx = 1
     base = 1 << 40
@@ -66,6 +64,14 @@ def raw_sqlite_rate(bodies: list[bytes], path: Path, synchronous: str) -> float:
         batches.append([(base + idx + i, 1, *msgspec.structs.astuple(e))
                         for i, e in enumerate(events)])
         idx += len(events)
+    return batches
+
+
+def raw_sqlite_rate(batches: list[list[tuple[object, ...]]], path: Path,
+                    synchronous: str) -> float:
+    """The same rows inserted straight through apsw: same schema, pragmas, one txn a batch."""
+    conn = connection.connect(path, synchronous)
+    connection.upgrade(conn)
     sql = ingest.insert_sql(1)
     t0 = time.perf_counter()
     for rows in batches:
@@ -74,7 +80,7 @@ def raw_sqlite_rate(bodies: list[bytes], path: Path, synchronous: str) -> float:
         conn.execute("COMMIT")
     elapsed = time.perf_counter() - t0
     conn.close()
-    return (idx - 1) / elapsed
+    return sum(map(len, batches)) / elapsed
 
 
 async def fresh_reader(url: str, auth: str) -> str:
@@ -110,6 +116,49 @@ async def timed_get(url: str, auth: str, path: str, accept: str) -> tuple[float,
             return time.perf_counter() - t0, r.status, size
 
 
+def ingest_rows(args: argparse.Namespace, url: str, auth: str, tmp: Path) -> list[str]:
+    """Table rows for HTTP ingest: each batch size with each client count."""
+    rows: list[str] = []
+    sizes = [int(s) for s in args.batch.split(",")]
+    client_counts = [int(c) for c in args.clients.split(",")]
+    for size in sizes:
+        bodies = workload.batches(args.events, size, seed=size)
+        if args.postgres:
+            from bench.pg_raw import raw_copy_rate, scratch_database
+
+            def raw_rate(k: int, bodies: list[bytes] = bodies, size: int = size
+                         ) -> float:
+                with scratch_database(f"raw{size}_{k}") as raw_url:
+                    return raw_copy_rate(bodies, raw_url)
+
+            raw_label = "raw binary COPY of the same rows"
+        else:
+            prepared = raw_rows(bodies)
+
+            def raw_rate(k: int, prepared: list[list[tuple[object, ...]]] = prepared,
+                         size: int = size) -> float:
+                return raw_sqlite_rate(prepared, tmp / f"raw-{size}-{k}.db",
+                                       "FULL")
+
+            raw_label = "raw SQLite insert of the same rows"
+        # The machine's speed drifts within seconds (other tenants): each HTTP run
+        # is bracketed by raw runs, and compared with their mean.
+        before = raw_rate(0)
+        for k, clients in enumerate(client_counts, start=1):
+            elapsed, lat = asyncio.run(post_all(url, auth, bodies, clients))
+            after = raw_rate(k)
+            raw = (before + after) / 2
+            rate = args.events / elapsed
+            rows.append(f"| HTTP ingest, batches of {size:,} ({clients} clients) | "
+                        f"{rate:,.0f} events/s | p50 {percentile(lat, 50) * 1e3:.1f} "
+                        f"ms, p99 {percentile(lat, 99) * 1e3:.1f} ms per request | "
+                        f"{raw_label}, just before and after: {before:,.0f} and "
+                        f"{after:,.0f} rows/s; ratio to their mean "
+                        f"{rate / raw:.2f} |")
+            before = after
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--events", type=int, default=400_000, help="events per batch size")
@@ -121,8 +170,6 @@ def main() -> None:
                     help="run rqs on PostgreSQL (a scratch database; RQS_BENCH_PG admin URL)")
     ap.add_argument("--workers", type=int, default=2, help="server processes with --postgres")
     args = ap.parse_args()
-    sizes = [int(s) for s in args.batch.split(",")]
-    client_counts = [int(c) for c in args.clients.split(",")]
     rows: list[str] = []
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="rqs-bench-") as tmp, ExitStack() as stack:
@@ -136,24 +183,7 @@ def main() -> None:
         server = start_server(data, *extra)
         auth = "Basic " + base64.b64encode(f"{server.key_id}:{server.secret}".encode()).decode()
         try:
-            for size in sizes:
-                bodies = workload.batches(args.events, size, seed=size)
-                if args.postgres:
-                    from bench.pg_raw import raw_copy_rate, scratch_database
-
-                    with scratch_database(f"raw{size}") as raw_url:
-                        raw = raw_copy_rate(bodies, raw_url)
-                    raw_label = "raw binary COPY of the same rows"
-                else:
-                    raw = raw_sqlite_rate(bodies, Path(tmp) / f"raw-{size}.db", "FULL")
-                    raw_label = "raw SQLite insert of the same rows"
-                for clients in client_counts:
-                    elapsed, lat = asyncio.run(post_all(server.url, auth, bodies, clients))
-                    rate = args.events / elapsed
-                    rows.append(f"| HTTP ingest, batches of {size:,} ({clients} clients) | "
-                                f"{rate:,.0f} events/s | p50 {percentile(lat, 50) * 1e3:.1f} "
-                                f"ms, p99 {percentile(lat, 99) * 1e3:.1f} ms per request | "
-                                f"{raw_label}: {raw:,.0f} rows/s; ratio {rate / raw:.2f} |")
+            rows.extend(ingest_rows(args, server.url, auth, Path(tmp)))
             rss_before = tree_kb(server.pid, "VmRSS")
             whole_run_peak = tree_kb(server.pid)
             try:  # reset the peaks, so the growth below is the retrievals' own
