@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rqs.domain.delivery import CampaignRule, Delivery
 from rqs.domain.events import StoredEvent
 from rqs.domain.selectors import EVERYTHING, Selector
+from rqs.service.blocks import Blocks
 from rqs.storage.base import EventQuery, Storage
 from rqs.storage.delivery_base import Lane
 
@@ -57,7 +58,8 @@ class _Keep:
 
 
 class Batcher:
-    def __init__(self, storage: Storage, lane: Lane, newest: int, prefetch_batches: int) -> None:
+    def __init__(self, storage: Storage, lane: Lane, newest: int, prefetch_batches: int,
+                 blocks: Blocks | None = None) -> None:
         self.storage = storage
         self.lane = lane
         sub = lane.subscription
@@ -77,6 +79,9 @@ class Batcher:
         few = types is not None and len(types) <= INDEXED_TYPES
         self.index_selector = self.selector if few else EVERYTHING
         self.keep = _Keep(None if few else self.selector, self.rule)
+        # A lane that reads whole ranges shares them with the worker's other lanes.
+        shared = not few and self.since is None and self.until is None
+        self.blocks = blocks if shared else None
         self.scanned = lane.position
         self.handed = self.scanned  # the last position handed out with a batch
         self.buffer: list[StoredEvent] = []
@@ -95,6 +100,14 @@ class Batcher:
             through = min(through, self.limit)
         if through <= self.scanned:
             self.exhausted = True
+            return
+        if self.blocks is not None:
+            upto = min(through, self.scanned + self.prefetch)
+            rows = await self.blocks.between(self.domain, self.scanned, upto)
+            if rows:
+                self.buffer.extend(self.keep(rows)[2])
+            self.scanned = upto
+            self.exhausted = upto >= through
             return
         query = EventQuery(after=self.scanned, through=through, selector=self.index_selector,
                            since=self.since, until=self.until, limit=self.prefetch)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from rqs.adapters.webhook_sender import WebhookSender
 from rqs.domain import delivery as d
 from rqs.errors import RqsError
+from rqs.service.blocks import Blocks
 from rqs.service.delivery_options import DeliveryOptions
 from rqs.service.lane import LaneRun
 from rqs.storage.base import Storage
@@ -86,6 +87,7 @@ class DeliveryWorker:
         self._events: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[RunStats]] = set()
         self.totals = RunStats()
+        self.blocks = Blocks(storage)  # events read once for all lanes that want them
 
     @property
     def store(self) -> DeliveryStore:

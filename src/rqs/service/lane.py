@@ -75,7 +75,8 @@ class LaneRun:
         self.now = now
         self.stats = stats
         self.opened: deque[Opened] = deque(Opened(x, None) for x in lane.open_batches)
-        self.batcher = Batcher(worker.storage, lane, newest, worker.options.prefetch_batches)
+        self.batcher = Batcher(worker.storage, lane, newest, worker.options.prefetch_batches,
+                               worker.blocks)
         if self.opened:
             self.batcher.resume_after(self.opened[-1].delivery.advance_to)
         # Outcomes written behind, oldest first: (the write, the body of the batch it opens).
