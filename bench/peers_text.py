@@ -115,9 +115,9 @@ METHOD = """
    read of them also writes buffers back (`EXPLAIN (ANALYZE, BUFFERS)` of one such page
    query: `read=2644 written=2471`, 20-28 ms of execution cold against 7.7 ms warm).
    Its backends take about half of the 5-7 µs of server CPU per event, against 2-3 µs
-   per event for rqs on SQLite. Since this run's predecessor, one-range scans stream their rows (the database
-   produces while earlier chunks are encoded and sent), worth 10-15% on a warm one-type
-   read; the cold read of the table's oldest pages is what remains.
+   per event for rqs on SQLite. Since the previous run, one-range scans stream their
+   rows (the database produces while earlier chunks are encoded and sent), worth 10-15%
+   on a warm one-type read; the cold read of the table's oldest pages is what remains.
 2. **rqs on PostgreSQL, ingest** is ahead (1.18-1.24x the durable Redis), but each append
    holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the index
    gapless in commit order, so appends to one domain are serial even across processes.
