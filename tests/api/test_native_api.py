@@ -157,6 +157,13 @@ def test_limits_and_body_errors(server: Server) -> None:
     c = server.client()
     assert c.get("/v1/events?limit=100001").status_code == 400
     assert c.get("/v1/events?after=x").json()["parameter"] == "after"
+    # Integers as the Mapp API takes them: no digit separators, no 64-bit overflow.
+    for bad in ("1_000", "9" * 19):
+        r = c.get(f"/v1/events?after={bad}")
+        assert r.status_code == 400, bad
+        assert r.json()["parameter"] == "after"
+        assert f"must be an integer, got '{bad}'" in r.json()["message"]
+    assert c.get("/v1/events?after=%201%20").status_code == 200  # spaces around are fine
     assert c.post("/v1/events", content=b"[{]").status_code == 400
     assert c.post("/v1/events", content=b"").status_code == 400
 

@@ -37,7 +37,6 @@ Mapp's shape: ``{"errorActor", "errorCode", "message"}`` plus ``parameterName`` 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -68,6 +67,7 @@ from rqs.web.mapp_render import (
     negotiate,
     renderer,
 )
+from rqs.web.params import int_param, str_param
 from rqs.web.render import Encoded
 
 MAX_VERSION = 19
@@ -95,26 +95,14 @@ def _plain_error(status: int, code: str, message: str, fmt: Format,
 
 # --- parameters ------------------------------------------------------------------------
 
-_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
-
-
 def _str(params: QueryParams, name: str) -> str:
-    raw = params.get(name)
-    if raw is None or not raw.strip():
-        raise MissingParameter(f"parameter {name!r} is required", parameter=name)
-    return raw.strip()
+    value = str_param(params, name, required=True, missing=MissingParameter)
+    assert value is not None  # required
+    return value
 
 
 def _int(params: QueryParams, name: str, required: bool) -> int | None:
-    raw = params.get(name)
-    if raw is None or not raw.strip():
-        if required:
-            raise MissingParameter(f"parameter {name!r} is required", parameter=name)
-        return None
-    if not _INTEGER.fullmatch(raw.strip()):
-        raise errors.InvalidRequest(f"parameter {name!r} must be an integer, got {raw!r}",
-                                    parameter=name)
-    return int(raw)
+    return int_param(params, name, required=required, missing=MissingParameter)
 
 
 def _limit(q: ResponseQueue, params: QueryParams) -> int:

@@ -2,35 +2,44 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.datastructures import QueryParams
 
 from rqs.domain.events import parse_time
 from rqs.errors import InvalidRequest
 
+# Up to 18 digits: every such number fits in 64 bits, and Python's int() would also take
+# "1_000", surrounding spaces and thousands of digits.
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+
 
 def int_param(
-    params: QueryParams, name: str, *, required: bool = False, minimum: int | None = None
+    params: QueryParams, name: str, *, required: bool = False, minimum: int | None = None,
+    missing: type[InvalidRequest] = InvalidRequest,
 ) -> int | None:
+    """An integer parameter; absent or blank is None, or ``missing`` when required."""
     raw = params.get(name)
-    if raw is None or raw == "":
+    if raw is None or not raw.strip():
         if required:
-            raise InvalidRequest(f"parameter {name!r} is required", parameter=name)
+            raise missing(f"parameter {name!r} is required", parameter=name)
         return None
-    try:
-        value = int(raw)
-    except ValueError:
+    if not _INTEGER.fullmatch(raw.strip()):
         raise InvalidRequest(f"parameter {name!r} must be an integer, got {raw!r}",
-                             parameter=name) from None
+                             parameter=name)
+    value = int(raw)
     if minimum is not None and value < minimum:
         raise InvalidRequest(f"parameter {name!r} must be at least {minimum}", parameter=name)
     return value
 
 
-def str_param(params: QueryParams, name: str, *, required: bool = False) -> str | None:
+def str_param(params: QueryParams, name: str, *, required: bool = False,
+              missing: type[InvalidRequest] = InvalidRequest) -> str | None:
+    """A text parameter, stripped; absent or blank is None, or ``missing`` when required."""
     raw = params.get(name)
     if raw is None or not raw.strip():
         if required:
-            raise InvalidRequest(f"parameter {name!r} is required", parameter=name)
+            raise missing(f"parameter {name!r} is required", parameter=name)
         return None
     return raw.strip()
 
