@@ -80,7 +80,7 @@ class Blocks:
         self.reads += 1
         query = EventQuery(after=after, through=through, limit=through - after)
         rows: list[StoredEvent] = []
-        async for chunk in self._storage.scan(domain, query):
+        async for chunk in self._storage.scan(domain, query, max(1, through - after)):
             rows += chunk
         return rows
 

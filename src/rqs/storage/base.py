@@ -118,14 +118,17 @@ class Storage(Protocol):
     # events
     async def append(self, domain: str, events: EventSource) -> AppendResult: ...
     def scan(
-        self, domain: str, query: EventQuery, chunk: int = 5_000
-    ) -> AsyncIterator[list[StoredEvent]]: ...
+        self, domain: str, query: EventQuery, chunk: int | None = None
+    ) -> AsyncIterator[list[StoredEvent]]:
+        """The matching events in index order, in pages of up to ``chunk`` (None: the
+        store's choice for ``query.limit``)."""
+        ...
     def scan_map(
         self,
         domain: str,
         query: EventQuery,
         fn: Callable[[list[StoredEvent]], R],
-        chunk: int = 5_000,
+        chunk: int | None = None,
         *,
         heavy: bool = False,
     ) -> AsyncIterator[R]:

@@ -25,6 +25,20 @@ from rqs.domain.events import StoredEvent
 R = TypeVar("R")
 
 Take = Callable[[int], "asyncio.Future[list[StoredEvent]]"]
+
+MAX_CHUNK = 5_000
+MIN_CHUNK = 1_000
+
+
+def chunk_for(limit: int) -> int:
+    """Events per page for a scan of ``limit``: at least four pages, so the stages overlap
+    (a 10,000-event read in pages of 5,000 had two, and no overlap to speak of), but no
+    more than MAX_CHUNK, past which the per-page cost stops mattering. SQLite takes it;
+    reads in pages of 10,000 over HTTP, two sets of alternated one-off runs (means of 9
+    and of 6): one type 257k -> 303k and 301k -> 320k, after an index 363k -> 409k and
+    417k -> 446k events/s. 100,000-event reads were unchanged. PostgreSQL measured ~10%
+    slower with it and keeps MAX_CHUNK."""
+    return max(MIN_CHUNK, min(MAX_CHUNK, limit // 4))
 Encode = Callable[[list[StoredEvent]], "asyncio.Future[R]"]
 
 

@@ -32,7 +32,7 @@ from rqs.storage.base import (
     Topic,
     TypeCount,
 )
-from rqs.storage.pages import pipelined, prefetched
+from rqs.storage.pages import chunk_for, pipelined, prefetched
 from rqs.storage.sqlite import connection, ingest, reads
 from rqs.storage.sqlite import sql as q
 from rqs.storage.sqlite.writer import Writer
@@ -119,7 +119,7 @@ class SqliteStorage:
     # --- reads ---------------------------------------------------------------------
 
     def scan(
-        self, domain: str, query: EventQuery, chunk: int = 5_000
+        self, domain: str, query: EventQuery, chunk: int | None = None
     ) -> AsyncIterator[list[StoredEvent]]:
         return self.scan_map(domain, query, _identity, chunk)
 
@@ -128,7 +128,7 @@ class SqliteStorage:
         domain: str,
         query: EventQuery,
         fn: Callable[[list[StoredEvent]], R],
-        chunk: int = 5_000,
+        chunk: int | None = None,
         *,
         heavy: bool = False,
     ) -> AsyncIterator[R]:
@@ -136,6 +136,7 @@ class SqliteStorage:
         if plan is None:
             return
         source = reads.Source(plan)
+        chunk = chunk or chunk_for(query.limit)
 
         def take(want: int) -> list[StoredEvent]:
             return reads.take(self._reader(), source, want)
