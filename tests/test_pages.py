@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from rqs.domain.events import StoredEvent
+from rqs.errors import StorageUnavailable
 from rqs.storage.pages import Streamed, pipelined
 
 
@@ -100,3 +101,19 @@ async def test_close_lets_the_running_query_finish_and_starts_no_other() -> None
     await stream.take(10)  # the first query is under way
     await stream.close()
     assert source.asked == [40] and source.finished == 1
+
+
+async def test_a_cancelled_query_is_an_error_never_the_end_of_the_scan() -> None:
+    source = Source(total=100, chunk=10)
+    stream = Streamed(source.query, 100, per_query=100)
+    first = await stream.take(10)
+    assert [e.index for e in first][-1] == 10
+    stream._task.cancel()  # e.g. the event loop shutting down under a running scan
+    await asyncio.wait([stream._task])
+    got = [e.index for e in first]
+    with pytest.raises(StorageUnavailable, match="cancelled"):
+        while True:
+            rows = await stream.take(10)  # chunks read before it still come, then the error
+            assert rows, "an empty chunk would read as the end of the scan"
+            got += [e.index for e in rows]
+    assert got == list(range(1, len(got) + 1)) and len(got) < 100

@@ -103,12 +103,15 @@ class Batcher:
             return
         if self.blocks is not None:
             upto = min(through, self.scanned + self.prefetch)
-            rows = await self.blocks.between(self.domain, self.scanned, upto)
-            if rows:
-                self.buffer.extend(self.keep(rows)[2])
-            self.scanned = upto
-            self.exhausted = upto >= through
-            return
+            rows = await self.blocks.between(self.domain, self.scanned, upto, self.newest)
+            if rows or upto >= through:
+                if rows:
+                    self.buffer.extend(self.keep(rows)[2])
+                self.scanned = upto
+                self.exhausted = upto >= through
+                return
+            # Nothing there: retention removed that stretch. One scan below jumps the
+            # whole gap, where stepping through it block by block would take a read each.
         query = EventQuery(after=self.scanned, through=through, selector=self.index_selector,
                            since=self.since, until=self.until, limit=self.prefetch)
         seen = 0

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from bisect import bisect_right
 from collections import OrderedDict
+from functools import partial
 from operator import attrgetter
 
 from rqs.domain.events import StoredEvent
@@ -39,21 +40,25 @@ class Blocks:
             OrderedDict())
         self.reads = 0  # store reads made (blocks and tails), for tests and benchmarks
 
-    async def between(self, domain: str, after: int, through: int) -> list[StoredEvent]:
-        """Every event with ``after < index <= through``, in index order. ``through`` must
-        be committed (at most the domain's newest index)."""
+    async def between(self, domain: str, after: int, through: int,
+                      committed: int) -> list[StoredEvent]:
+        """Every event with ``after < index <= through``, in index order. ``committed``
+        (at least ``through``) is the newest committed index: a block that ends at or
+        below it is complete, and is read whole and kept."""
         out: list[StoredEvent] = []
         size = self.block
         lo = after
         while lo < through:
             b = lo // size
             start, end = b * size, (b + 1) * size
-            if end > through:  # the tail: not a complete block yet
+            if end > committed:  # the live tail: not a complete block yet
                 out += await self._read(domain, lo, through)
                 break
             rows = await self._get(domain, b)
-            if lo > start:
-                rows = rows[bisect_right(rows, lo, key=_INDEX):]
+            if lo > start or end > through:
+                first = bisect_right(rows, lo, key=_INDEX) if lo > start else 0
+                last = bisect_right(rows, through, key=_INDEX) if end > through else len(rows)
+                rows = rows[first:last]
             out += rows
             lo = end
         return out
@@ -67,14 +72,17 @@ class Blocks:
             found = asyncio.ensure_future(self._read(domain, b * self.block,
                                                      (b + 1) * self.block))
             self._cache[key] = found
+            found.add_done_callback(partial(self._forget_failed, key))
             while len(self._cache) > self._keep:
                 self._cache.popitem(last=False)
-        try:
-            return await asyncio.shield(found)  # a cancelled lane leaves the read to others
-        except BaseException:
-            if found.done() and self._cache.get(key) is found:
-                del self._cache[key]  # a failed read is not kept
-            raise
+        # Shielded: a lane cancelled while it waits leaves the read to the others.
+        return await asyncio.shield(found)
+
+    def _forget_failed(self, key: tuple[str, int],
+                       read: asyncio.Future[list[StoredEvent]]) -> None:
+        """A failed or cancelled read is not kept: the next lane that asks reads again."""
+        if (read.cancelled() or read.exception() is not None) and self._cache.get(key) is read:
+            del self._cache[key]
 
     async def _read(self, domain: str, after: int, through: int) -> list[StoredEvent]:
         self.reads += 1

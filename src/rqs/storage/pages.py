@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from rqs.domain.events import StoredEvent
+from rqs.errors import StorageUnavailable
 
 R = TypeVar("R")
 
@@ -112,6 +113,10 @@ class Streamed:
                 while len(self._chunks) > self._ahead and not self._stopped:
                     self._room.clear()
                     await self._room.wait()
+        except asyncio.CancelledError:
+            # Never a silent end: the caller would take it for the end of the scan.
+            self._error = StorageUnavailable("the scan's query was cancelled")
+            raise
         except Exception as exc:
             self._error = exc
         finally:

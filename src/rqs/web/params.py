@@ -25,7 +25,8 @@ def int_param(
             raise missing(f"parameter {name!r} is required", parameter=name)
         return None
     if not _INTEGER.fullmatch(raw.strip()):
-        raise InvalidRequest(f"parameter {name!r} must be an integer, got {raw!r}",
+        raise InvalidRequest(f"parameter {name!r} must be an integer of at most 18 digits, "
+                             f"got {raw!r}",
                              parameter=name)
     value = int(raw)
     if minimum is not None and value < minimum:

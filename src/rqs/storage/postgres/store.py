@@ -53,7 +53,8 @@ if TYPE_CHECKING:
 MAX_INDEX = 2**63 - 1
 APPEND_ATTEMPTS = 3
 # Chunks per streamed query. A query runs to its end whatever the client's pace (it never
-# holds a statement open on a slow reader), so this bounds what one scan buffers.
+# holds a statement open on a slow reader), so a scan buffers at most one query's chunks
+# plus the two ``Streamed`` keeps ahead, besides the pages in the pipeline.
 STREAM_CHUNKS = 2
 
 
