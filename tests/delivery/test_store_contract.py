@@ -305,3 +305,22 @@ async def test_claim_serves_first_the_lane_due_longest(store: DeliveryStore,
         LaneKey(waiting.id)]
     assert [lane.key for lane in await store.claim("y", now, lease, {"dom": 5}, 1)] == [
         LaneKey(old.id)]
+
+
+async def test_a_batch_that_is_not_the_head_is_not_recorded(store: DeliveryStore,
+                                                            storage: Storage) -> None:
+    # Outcomes are written behind: if the write for the head failed (a database error),
+    # the write for the batch after it must not move the lane past the head.
+    sub = await setup(store, storage)
+    key = LaneKey(sub.id)
+    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
+    head = await store.open_delivery(key, "a", new(sub, 0, 2))
+    behind = await store.open_delivery(key, "a", new(sub, 2, 3))
+    out = await store.record(key, "a", done(behind, d.DeliveryState.SUCCEEDED,
+                                            lease_until=T0 + 60 * S))
+    assert not out.lane_active and out.next is None  # the lane stops
+    got = await store.get_subscription("dom", "sub")
+    assert got is not None and got.position == 0
+    states = {x.id: x.state for x in await store.list_deliveries("dom", subscription_id=sub.id)}
+    assert states == {head.id: d.DeliveryState.PENDING, behind.id: d.DeliveryState.QUEUED}
+    assert len(await store.list_attempts("dom", behind.id)) == 1  # the attempt is logged

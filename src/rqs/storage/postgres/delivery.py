@@ -373,10 +373,16 @@ async def _record(conn: Conn, lane: LaneKey, owner: str, rec: AttemptRecord) -> 
     async with _pipelined_transaction(conn):
         await conn.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code,
                                               a.latency_ms, a.error, a.outcome))
+        batch = await conn.execute(q.DELIVERY_STATE, (d.id,))  # read with the lane's state
         state = await _lane_state(conn, lane)
         if state is None or state[2] != owner:
             # Deleted meanwhile, or another worker took the lane over: the attempt is
             # logged, and nothing else changes (the new holder decides about the batch).
+            return Recorded(None, False)
+        if await batch.fetchone() != (DeliveryState.PENDING.value,):
+            # Not the lane's head: the record of the batch before it failed, so this one was
+            # never promoted. Applying it would move the lane past a batch still pending; the
+            # lane stops instead and its next holder sends both again, in order.
             return Recorded(None, False)
         domain, callback, _, active = state
         await conn.execute(q.UPDATE_DELIVERY, {

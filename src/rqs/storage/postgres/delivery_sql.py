@@ -208,6 +208,7 @@ WHERE id = %(id)s
 """
 GET_DELIVERY = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE domain = %s AND id = %s"
 DELIVERY_BODY = "SELECT body FROM deliveries WHERE id = %s"
+DELIVERY_STATE = "SELECT state FROM deliveries WHERE id = %s"
 INSERT_ATTEMPT = """
 INSERT INTO delivery_attempts (delivery_id, at, url, status_code, latency_ms, error, outcome)
 VALUES (%s, %s, %s, %s, %s, %s, %s)

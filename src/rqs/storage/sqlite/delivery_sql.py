@@ -134,7 +134,7 @@ UPDATE_DELIVERY = """
 UPDATE deliveries SET state = ?1, attempts = ?2, next_attempt_at = ?3, last_status = ?4,
     last_error = ?5, updated_at = ?6,
     body = CASE WHEN ?7 = 'succeeded' THEN NULL ELSE coalesce(?8, body) END
-WHERE id = ?9
+WHERE id = ?9 AND state = 'pending'
 """
 GET_DELIVERY = f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE domain = ? AND id = ?"
 DELIVERY_BODY = "SELECT body FROM deliveries WHERE id = ?"
