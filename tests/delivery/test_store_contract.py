@@ -46,6 +46,17 @@ async def setup(store: DeliveryStore, storage: Storage, n_events: int = 5) -> d.
     return sub
 
 
+async def head_and_queued(store: DeliveryStore, storage: Storage
+                          ) -> tuple[d.Subscription, LaneKey, d.Delivery, d.Delivery]:
+    """A claimed lane with two open batches: its head (events 1-2) and one queued (3)."""
+    sub = await setup(store, storage)
+    key = LaneKey(sub.id)
+    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
+    head = await store.open_delivery(key, "a", new(sub, 0, 2))
+    queued = await store.open_delivery(key, "a", new(sub, 2, 3))
+    return sub, key, head, queued
+
+
 def new(sub: d.Subscription, after: int, last: int, replay_id: int = 0) -> NewDelivery:
     return NewDelivery(d.new_msg_id(), "dom", sub.id, replay_id, after, after + 1, last, last,
                        last - after, T0)
@@ -117,13 +128,9 @@ async def test_claim_is_exclusive_until_the_lease_ends(store: DeliveryStore,
 
 async def test_one_pending_batch_per_lane_and_records(store: DeliveryStore,
                                                       storage: Storage) -> None:
-    sub = await setup(store, storage)
-    key = LaneKey(sub.id)
-    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
-    first = await store.open_delivery(key, "a", new(sub, 0, 2))
+    sub, key, first, second = await head_and_queued(store, storage)
     assert first.state is d.DeliveryState.PENDING and first.msg_id.startswith("msg_")
-    second = await store.open_delivery(key, "a", new(sub, 2, 3))  # waits behind the head
-    assert second.state is d.DeliveryState.QUEUED
+    assert second.state is d.DeliveryState.QUEUED  # waits behind the head
     # A failed attempt: kept pending, body stored, lane waits, callback marked failing.
     rec = done(first, d.DeliveryState.PENDING, body=b"[1,2]", retry_at=T0 + 5 * S,
                failing="start")
@@ -311,11 +318,7 @@ async def test_a_batch_that_is_not_the_head_is_not_recorded(store: DeliveryStore
                                                             storage: Storage) -> None:
     # Outcomes are written behind: if the write for the head failed (a database error),
     # the write for the batch after it must not move the lane past the head.
-    sub = await setup(store, storage)
-    key = LaneKey(sub.id)
-    await store.claim("a", T0, T0 + 60 * S, {"dom": 5}, 10)
-    head = await store.open_delivery(key, "a", new(sub, 0, 2))
-    behind = await store.open_delivery(key, "a", new(sub, 2, 3))
+    sub, key, head, behind = await head_and_queued(store, storage)
     out = await store.record(key, "a", done(behind, d.DeliveryState.SUCCEEDED,
                                             lease_until=T0 + 60 * S))
     assert not out.lane_active and out.next is None  # the lane stops
