@@ -28,7 +28,7 @@ METHOD = """
   own clock) and an hour of paced ingest per store does not fit the machine's time. So the
   window is the middle 15% of each store's own
   ingest wall-clock span (42.5% to 57.5%), and the events column says how many events that
-  store received in it (141,000 to 168,000 in the run above: the ingest rate varies
+  store received in it (132,000 to 159,000 in the run above: the ingest rate varies
   during a run). rqs: `since=&until=` (Unix seconds, microsecond precision) paged with
   `after=`; NATS: an ordered consumer with `deliver_policy=by_start_time` at the window's
   start on `rqsbench.>`,
@@ -63,7 +63,7 @@ METHOD = """
   `--nats-bin`. Without it the row is reported as not run.
 - **The Mapp-compatible calls** in the notes are for the record, not the comparison:
   `pollByType` answers in Mapp's flattened `{queueId, output: [{name, value}]}` shape (in
-  the run above 225,000 events/s on SQLite against 270,000 for the native by-type read:
+  the run above 281,000 events/s on SQLite against 298,000 for the native by-type read:
   the payloads are flattened by `rqs._speedups` in C; in Python it was 78,500 events/s),
   and `pollByRange` has no paging, so one call returns at most `limit=100000` events of the
   window.
@@ -73,33 +73,32 @@ METHOD = """
 ### Reading it (figures from the run above)
 
 - **Ingest**: rqs on SQLite acknowledged the most events per second, every one durably:
-  185,400/s, 3.10x Redis without persistence and 2.91x Redis with `appendfsync always`.
-  rqs on PostgreSQL took 75,100/s with one server process (1.25x Redis, 1.18x the durable
-  Redis) and 78,800/s with `--workers 2` (1.32x; 1.24x durable). On this machine the peers
-  are limited by their Python clients, not by their servers: nats-py spent 24-28 µs of CPU
-  per event (a message, a reply subject and a future for each), redis-py 15-17 µs (one
+  182,500/s, 3.00x Redis without persistence and 2.95x Redis with `appendfsync always`.
+  rqs on PostgreSQL took 72,900/s with one server process (1.20x Redis, 1.18x the durable
+  Redis) and 80,500/s with `--workers 2` (1.32x; 1.30x durable). On this machine the peers
+  are limited by their Python clients, not by their servers: nats-py spent 24-29 µs of CPU
+  per event (a message, a reply subject and a future for each), redis-py 15-16 µs (one
   command packed per event), while the rqs client spends ~0.5 µs (one ready body per
-  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (2.0 µs, against
-  8.1 µs for rqs on SQLite and 14 µs for rqs on PostgreSQL with its backends), and
-  JetStream (6-8 µs) is on a par with rqs on SQLite. With a compiled client and spare
+  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (1.9 µs, against
+  8.5 µs for rqs on SQLite and 14 µs for rqs on PostgreSQL with its backends), and
+  JetStream (7-9 µs) is on a par with rqs on SQLite. With a compiled client and spare
   cores both peers would ingest faster than they do here; rqs's lead holds for Python
   clients on 2 cores, where its batch endpoint lets one request carry 1,000 events.
 - **The price of durability**: JetStream with `sync_interval: always` fsyncs every
-  message: 5,900 events/s, 1/31 of rqs on SQLite. Redis with `appendfsync always` fsyncs
+  message: 5,600 events/s, 1/33 of rqs on SQLite. Redis with `appendfsync always` fsyncs
   once per event-loop turn, i.e. once per 1,000-command pipeline (a group commit, like
   rqs's). JetStream's default (fsync every 2 minutes) can lose acknowledged events on a
   power loss or kernel crash; Redis without persistence loses all of them on any restart.
   rqs acknowledges only committed data.
-- **Reads**: rqs on SQLite leads every read: one type 1.03x the best peer (270,000
-  events/s), the time range 1.28x and the read after the middle 1.38x, with lower p99s
-  but for the type read. rqs on PostgreSQL reads at 0.73x (one type), 0.77x (time range)
-  and 0.94x (after the middle) of the best peer with one server process, ahead of NATS on
-  every read; with `--workers 2` at 0.61-0.85x (two processes share the 2 cores with
-  PostgreSQL and the client, and a read uses one of them).
-- **Memory**: Redis keeps the whole data set in memory (589-596 MiB for 1,000,000
-  events); the JetStream servers cached 313-483 MiB; rqs on SQLite peaked at 335 MiB summed
+- **Reads**: rqs on SQLite leads every read, with lower p99s: one type 1.23x the best
+  peer (297,600 events/s; 1.34x the durable Redis), the time range 1.65x and the read
+  after the middle 1.69x. rqs on PostgreSQL reads at 0.76x (one type), 0.82x (time range)
+  and 1.06x (after the middle) of the best peer with one server process, ahead of NATS on
+  every read; with `--workers 2` at 0.69x, 0.86x and 0.99x.
+- **Memory**: Redis keeps the whole data set in memory (594-599 MiB for 1,000,000
+  events); the JetStream servers cached 318-465 MiB; rqs on SQLite peaked at 337 MiB summed
   over its processes (each has its own SQLite page cache); rqs on PostgreSQL's own
-  processes at 106 MiB (252 MiB with two workers), with PostgreSQL's shared buffers
+  processes at 104 MiB (258 MiB with two workers), with PostgreSQL's shared buffers
   (128 MB) on top.
 - **Noise**: absolute rates on this shared machine move by 20-85% between runs (in the
   third session's run rqs on SQLite ingested 124,500 events/s and Redis 46,800/s); compare
@@ -108,17 +107,17 @@ METHOD = """
 
 ### Where rqs is behind, and why (profiles)
 
-1. **rqs on PostgreSQL, reads** (0.73-0.94x the best peer): PostgreSQL walks the
+1. **rqs on PostgreSQL, reads** (0.76-1.06x the best peer): PostgreSQL walks the
    (domain, type, idx) index and fetches heap rows scattered over the range (a 10,000-event
    page of one type touched ~2,650 heap pages); right after a bulk ingest those pages are
    outside the 128 MB of shared buffers and still need their hint bits set, so the first
    read of them also writes buffers back (`EXPLAIN (ANALYZE, BUFFERS)` of one such page
    query: `read=2644 written=2471`, 20-28 ms of execution cold against 7.7 ms warm).
    Its backends take about half of the 5-7 µs of server CPU per event, against 2-3 µs
-   per event for rqs on SQLite. Since the previous run, one-range scans stream their
-   rows (the database produces while earlier chunks are encoded and sent), worth 10-15%
-   on a warm one-type read; the cold read of the table's oldest pages is what remains.
-2. **rqs on PostgreSQL, ingest** is ahead (1.18-1.24x the durable Redis), but each append
+   per event for rqs on SQLite. One-range scans now stream their rows (the database
+   produces while earlier chunks are encoded and sent), worth 10-15% on a warm one-type
+   read; the cold read of the table's oldest pages is what remains.
+2. **rqs on PostgreSQL, ingest** is ahead (1.18-1.30x the durable Redis), but each append
    holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the index
    gapless in commit order, so appends to one domain are serial even across processes.
 """
