@@ -128,16 +128,14 @@ def from_env(environ: Mapping[str, str] | None = None, **overrides: Any) -> Sett
 def to_env(settings: Settings) -> dict[str, str]:
     """The ``RQS_*`` variables that make ``from_env`` rebuild these settings (how
     ``rqs serve --workers N`` hands its flags to the worker processes)."""
-    env: dict[str, str] = {}
-    for f in fields(Settings):
-        value = getattr(settings, f.name)
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            text = "1" if value else "0"
-        elif isinstance(value, tuple):
-            text = ",".join(str(v) for v in value)
-        else:
-            text = str(value)
-        env[f"RQS_{f.name.upper()}"] = text
-    return env
+    return {f"RQS_{f.name.upper()}": as_text(value)
+            for f in fields(Settings) if (value := getattr(settings, f.name)) is not None}
+
+
+def as_text(value: Any) -> str:
+    """A setting's value as ``RQS_*`` writes it (``convert`` reads it back)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)

@@ -26,9 +26,8 @@ def _flag(f: dataclasses.Field[Any]) -> Callable[[F], F]:
     """The click option mirroring one Settings field: ``--name`` for ``RQS_NAME``."""
     name = f.name.replace("_", "-")
     annotation = str(f.type).replace(" | None", "")
-    default = f.default if f.default is not None else "unset"
-    if isinstance(default, tuple):
-        default = ",".join(map(str, default))
+    default = "unset" if f.default is None else (
+        f.default if isinstance(f.default, bool) else settings_mod.as_text(f.default))
     help_text = f"{f.metadata.get('help', '')} (env: RQS_{f.name.upper()}; default {default})"
     if annotation == "bool":
         return click.option(f"--{name}/--no-{name}", f.name, default=None, help=help_text)
