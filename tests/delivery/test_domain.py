@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import random
 import time
 from datetime import UTC, datetime
@@ -85,6 +88,17 @@ def test_signature_of_bodies_hashed_in_pieces(size: int) -> None:
     wh = Webhook(secret)
     expected = wh.sign("msg_2", _at(1_700_000_000), body.decode())
     assert headers["webhook-signature"] == expected
+
+
+@pytest.mark.parametrize("key_bytes", [16, 24, 63, 64, 65, 200])
+def test_signature_is_hmac_sha256_for_every_key_length(key_bytes: int) -> None:
+    # Keys longer than SHA-256's block are hashed first (RFC 2104); shorter ones padded.
+    key = random.Random(key_bytes).randbytes(key_bytes)
+    secret = "whsec_" + base64.b64encode(key).decode()
+    body = b'[{"riid":"7"}]'
+    mac = hmac.new(key, b"msg_3.1700000000." + body, hashlib.sha256).digest()
+    assert d.sign([secret], "msg_3", 1_700_000_000, body) == (
+        "v1," + base64.b64encode(mac).decode())
 
 
 def _at(ts: int) -> datetime:
