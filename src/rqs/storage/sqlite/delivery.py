@@ -168,7 +168,7 @@ class SqliteDeliveryStore:
     # --- replays -----------------------------------------------------------------------
 
     async def create_replay(self, replay: Replay) -> Replay:
-        new_id = await self._writer.submit(jobs.returned_id, q.INSERT_REPLAY,
+        new_id = await self._writer.submit(jobs.inserted_id, q.INSERT_REPLAY,
                                            rows.replay_values(replay))
         return replace(replay, id=new_id)
 

@@ -46,7 +46,7 @@ WHERE domain = ?3 AND name = ?4
 
 _sub_values = ", ".join("?" * (len(SUBSCRIPTION_COLUMNS.split(",")) - 1))
 INSERT_SUBSCRIPTION = (f"INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS.split(', ', 1)[1]}) "
-                       f"VALUES ({_sub_values}) RETURNING id")
+                       f"VALUES ({_sub_values})")
 GET_SUBSCRIPTION = f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE domain = ? AND name = ?"
 LIST_SUBSCRIPTIONS = (f"SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE domain = ? "
                       "ORDER BY name")
@@ -119,7 +119,7 @@ SELECT min(t) FROM (
 INSERT_DELIVERY = """
 INSERT INTO deliveries (msg_id, domain, subscription_id, replay_id, after_index, first_index,
                         last_index, advance_to, count, created_at, updated_at, state)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 HAS_PENDING = ("SELECT 1 FROM deliveries "
                "WHERE subscription_id = ? AND replay_id = ? AND state = 'pending'")
@@ -151,7 +151,7 @@ WHERE d.domain = ? AND a.delivery_id = ? ORDER BY a.id
 INSERT_REPLAY = """
 INSERT INTO replays (domain, subscription_id, after_index, through_index, since, until, position,
                      state, delivered, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 GET_REPLAY = f"SELECT {REPLAY_COLUMNS} FROM replays WHERE domain = ? AND id = ?"
 LIST_REPLAYS = (f"SELECT {REPLAY_COLUMNS} FROM replays WHERE domain = ? AND subscription_id = ? "
