@@ -80,7 +80,7 @@ class LaneRun:
         if self.opened:
             self.batcher.resume_after(self.opened[-1].delivery.advance_to)
         # Outcomes written behind, oldest first: (the write, the body of the batch it opens).
-        self.behind: deque[tuple[asyncio.Task[Recorded], bytes | None]] = deque()
+        self.behind: deque[tuple[asyncio.Future[Recorded], bytes | None]] = deque()
         self.active = True
         self.lease_us = int(worker.options.lease_seconds * 1_000_000)
         # Idle lanes stay held this long, woken by ingest: a new event then needs no claim.
@@ -184,7 +184,7 @@ class LaneRun:
         rec = self._record(head, decision, result, at, position=position,
                            lease_until=at + self.lease_us if keep else None,
                            next=self._new(nxt, at) if nxt is not None else None)
-        write = asyncio.create_task(self.w.store.record(self.key, self.w.owner, rec))
+        write = asyncio.ensure_future(self.w.store.record(self.key, self.w.owner, rec))
         self.behind.append((write, nxt.body if nxt is not None else None))
         if not keep:
             await self._absorb()

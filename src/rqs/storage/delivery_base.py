@@ -20,7 +20,7 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -128,9 +128,12 @@ class DeliveryStore(Protocol):
     async def open_delivery(
         self, lane: LaneKey, owner: str, new: NewDelivery
     ) -> Delivery: ...  # pending if no head, else queued; LeaseLost, LaneStopped
-    async def record(
+    # Records of one lane apply in call order, even when concurrent. Not a coroutine
+    # function: a store may start the write at once and hand back a future, which the
+    # worker keeps instead of wrapping each request's record in a task.
+    def record(
         self, lane: LaneKey, owner: str, rec: AttemptRecord
-    ) -> Recorded: ...  # records of one lane apply in call order, even when concurrent
+    ) -> Awaitable[Recorded]: ...
     async def advance(
         self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
     ) -> bool: ...

@@ -8,6 +8,8 @@ process (``rqs worker`` next to ``rqs serve``) could not take a lane either.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -111,7 +113,7 @@ class SqliteDeliveryStore:
     async def open_delivery(self, lane: LaneKey, owner: str, new: NewDelivery) -> Delivery:
         return await self._writer.submit(jobs.open_delivery, lane, owner, new)
 
-    async def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> Recorded:
+    def record(self, lane: LaneKey, owner: str, rec: AttemptRecord) -> asyncio.Future[Recorded]:
         d, a, n = rec.delivery, rec.attempt, rec.next
         flat = (lane.subscription_id, lane.replay_id, owner,
                 (d.id, d.state.value, d.attempts, d.next_attempt_at, d.last_status,
@@ -119,9 +121,11 @@ class SqliteDeliveryStore:
                 (a.delivery_id, a.at, a.url, a.status_code, a.latency_ms, a.error, a.outcome),
                 rec.body, rec.position, rec.retry_at, rec.failing, rec.disable_reason,
                 rec.lease_until, rows.new_delivery_values(n) if n is not None else None)
-        opened, active = await self._records.submit(flat)
-        nxt = rows.opened_delivery(*opened, n) if opened is not None and n else None
-        return Recorded(nxt, active)
+        # Queued now, in call order (the coalescer keeps it): no task per record.
+        written = self._records.submit(flat)
+        recorded: asyncio.Future[Recorded] = written.get_loop().create_future()
+        written.add_done_callback(functools.partial(_settle_record, recorded, n))
+        return recorded
 
     async def advance(
         self, lane: LaneKey, owner: str, position: int, lease_until: int | None, now: int
@@ -187,3 +191,19 @@ class SqliteDeliveryStore:
 
     async def purge_delivery_log(self, cutoff: int, max_rows: int) -> int:
         return await self._writer.submit(jobs.purge_log, cutoff, max_rows)
+
+
+def _settle_record(recorded: asyncio.Future[Recorded], n: NewDelivery | None,
+                   written: asyncio.Future[tuple[tuple[int, str] | None, bool]]) -> None:
+    if written.cancelled():
+        recorded.cancel()
+        return
+    exc = written.exception()  # retrieved even if nobody waits any more
+    if recorded.done():  # its waiter was cancelled
+        return
+    if exc is not None:
+        recorded.set_exception(exc)
+        return
+    opened, active = written.result()
+    nxt = rows.opened_delivery(*opened, n) if opened is not None and n else None
+    recorded.set_result(Recorded(nxt, active))
