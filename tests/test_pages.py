@@ -1,15 +1,18 @@
-"""``Streamed``: queries whose rows arrive as produced, fed to ``pipelined`` by chunks."""
+"""``Streamed``: queries whose rows arrive as produced, fed to ``pipelined`` by chunks;
+``in_thread``: a blocking query's chunks handed from its thread to the event loop."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from rqs.domain.events import StoredEvent
 from rqs.errors import StorageUnavailable
-from rqs.storage.pages import Streamed, pipelined
+from rqs.storage.pages import Streamed, in_thread, pipelined
 
 
 def event(index: int) -> StoredEvent:
@@ -117,3 +120,66 @@ async def test_a_cancelled_query_is_an_error_never_the_end_of_the_scan() -> None
             assert rows, "an empty chunk would read as the end of the scan"
             got += [e.index for e in rows]
     assert got == list(range(1, len(got) + 1)) and len(got) < 100
+
+
+class Blocking:
+    """A blocking query on a thread: chunks of 10, ``go`` releases each one."""
+
+    def __init__(self, chunks: int, fail_at: int | None = None) -> None:
+        self.chunks, self.fail_at = chunks, fail_at
+        self.go = threading.Semaphore(0)
+        self.produced = 0
+        self.ended = threading.Event()
+
+    def rows(self) -> Iterator[list[int]]:
+        try:
+            for k in range(self.chunks):
+                self.go.acquire()
+                if k == self.fail_at:
+                    raise StorageUnavailable("the database went away")
+                self.produced += 1
+                yield list(range(10 * k, 10 * k + 10))
+        finally:
+            self.ended.set()
+
+
+@pytest.fixture
+def threads() -> Iterator[ThreadPoolExecutor]:
+    with ThreadPoolExecutor(1) as pool:
+        yield pool
+
+
+async def test_in_thread_hands_chunks_over_in_order_as_they_come(
+        threads: ThreadPoolExecutor) -> None:
+    query = Blocking(3)
+    query.go.release()
+    got: list[list[int]] = []
+    async for rows in in_thread(threads, query.rows):
+        got.append(rows)
+        assert query.produced == len(got)  # each chunk arrives before the next is made
+        query.go.release()
+    assert got == [list(range(0, 10)), list(range(10, 20)), list(range(20, 30))]
+
+
+async def test_in_thread_raises_the_query_s_error_after_what_came_before(
+        threads: ThreadPoolExecutor) -> None:
+    query = Blocking(3, fail_at=1)
+    for _ in range(3):
+        query.go.release()
+    got: list[list[int]] = []
+    with pytest.raises(StorageUnavailable, match="went away"):
+        async for rows in in_thread(threads, query.rows):
+            got.append(rows)
+    assert got == [list(range(10))]
+
+
+async def test_in_thread_stopped_early_waits_for_the_query_to_end(
+        threads: ThreadPoolExecutor) -> None:
+    query = Blocking(4)
+    query.go.release()
+    stream = in_thread(threads, query.rows)
+    assert await anext(stream) == list(range(10))
+    for _ in range(3):
+        query.go.release()
+    await stream.aclose()  # returns only once the query ran to its end
+    assert query.ended.is_set() and query.produced == 4

@@ -317,11 +317,22 @@ class Recorder:
         self._binary = binary
         return self
 
-    async def stream(self, query: Any, params: Any = None, *, size: int = 1
-                     ) -> AsyncIterator[Any]:
+
+
+class SyncRecorder:
+    """The same for the blocking connections streamed scans run on."""
+
+    def __init__(self, conn: psycopg.Connection[Any], calls: list[tuple[Any, Any]]) -> None:
+        self.conn = conn
+        self.calls = calls
+
+    def cursor(self, *, binary: bool = False) -> SyncRecorder:
+        self._binary = binary
+        return self
+
+    def stream(self, query: Any, params: Any = None, *, size: int = 1) -> Iterator[Any]:
         self.calls.append((query, params))
-        async for row in self.conn.cursor(binary=self._binary).stream(query, params, size=size):
-            yield row
+        yield from self.conn.cursor(binary=self._binary).stream(query, params, size=size)
 
 
 async def explain(conn: psycopg.AsyncConnection[Any], query: Any, params: Any) -> dict[str, Any]:
@@ -379,8 +390,10 @@ async def _plans(url: str, store: PostgresStorage, query: EventQuery, take: int 
         assert plan is not None
         reader = scans.Reader(plan)
         if reader.single:
-            async for _ in reader.stream(rec, take, take):  # type: ignore[arg-type]
-                pass
+            with psycopg.Connection.connect(url, autocommit=True) as sync:
+                for _ in reader.stream(SyncRecorder(sync, rec.calls), take,  # type: ignore[arg-type]
+                                       take):
+                    pass
         else:
             await reader.merged(rec, take)  # type: ignore[arg-type]
         return [await explain(conn, sql_, params) for sql_, params in rec.calls[1:]]

@@ -12,12 +12,15 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import TupleRow
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from rqs.errors import StorageUnavailable
 
 Conn = psycopg.AsyncConnection[TupleRow]
 Pool = AsyncConnectionPool[Conn]
+# Blocking connections, for streamed scans on threads of their own (see store.scan_map).
+SyncConn = psycopg.Connection[TupleRow]
+ReadPool = ConnectionPool[SyncConn]
 
 CONNECT_TIMEOUT_S = 5  # libpq connect_timeout
 POOL_TIMEOUT_S = 10.0  # waiting for a pooled connection (server down, or pool exhausted)
@@ -68,6 +71,18 @@ def make_pool(url: str, size: int) -> Pool:
         timeout=POOL_TIMEOUT_S,
         open=False,
         name="rqs",
+    )
+
+
+def make_read_pool(url: str, size: int) -> ReadPool:
+    return ConnectionPool(
+        url,
+        kwargs=_kwargs(pooled=True),
+        min_size=1,
+        max_size=size,
+        timeout=POOL_TIMEOUT_S,
+        open=False,
+        name="rqs-read",
     )
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import functools
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -33,7 +33,7 @@ from rqs.storage.base import (
     TypeCount,
     events_of,
 )
-from rqs.storage.pages import MAX_CHUNK, Streamed, pipelined
+from rqs.storage.pages import Streamed, chunk_for, in_thread, pipelined
 from rqs.storage.postgres import ingest, purge, schema
 from rqs.storage.postgres import scan as scans
 from rqs.storage.postgres import sql as q
@@ -41,8 +41,10 @@ from rqs.storage.postgres.connection import (
     POOL_TIMEOUT_S,
     Conn,
     Pool,
+    ReadPool,
     connect,
     make_pool,
+    make_read_pool,
     unavailable,
 )
 from rqs.storage.postgres.group import GroupCommit
@@ -56,6 +58,9 @@ APPEND_ATTEMPTS = 3
 # holds a statement open on a slow reader), so a scan buffers at most one query's chunks
 # plus the two ``Streamed`` keeps ahead, besides the pages in the pipeline.
 STREAM_CHUNKS = 2
+# Threads (and pooled blocking connections) for streamed scans: concurrent one-range reads
+# beyond this wait for a turn, one query (two chunks) at a time.
+READERS = 4
 
 
 class PostgresStorage:
@@ -70,6 +75,8 @@ class PostgresStorage:
         self._days: set[int] = set()  # days whose partition is known to exist
         self._groups: dict[str, GroupCommit] = {}  # per domain
         self._encoders: ThreadPoolExecutor | None = None
+        self._readers: ThreadPoolExecutor | None = None
+        self._read_pool: ReadPool | None = None
         # In-process turn-taking before the cross-process row lock, so that many polls
         # of one cursor hold one pooled connection between them, not one each.
         self._cursor_locks: weakref.WeakValueDictionary[tuple[str, str, str], asyncio.Lock] = (
@@ -97,6 +104,18 @@ class PostgresStorage:
         # Scans encode pages here, beside the event loop reading the next one (see
         # rqs.storage.pages). Two threads: concurrent scans' encodes need not queue.
         self._encoders = ThreadPoolExecutor(2, thread_name_prefix="rqs-pg-encode")
+        self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="rqs-pg-read")
+        read_pool = make_read_pool(self.url, READERS)
+        try:
+            with unavailable():
+                await asyncio.get_running_loop().run_in_executor(
+                    self._readers, functools.partial(read_pool.open, wait=True,
+                                                     timeout=POOL_TIMEOUT_S))
+        except BaseException:
+            await self.close()
+            await asyncio.get_running_loop().run_in_executor(None, read_pool.close)
+            raise
+        self._read_pool = read_pool
 
     async def close(self) -> None:
         # Appends already accepted finish first.
@@ -108,6 +127,12 @@ class PostgresStorage:
         if self._encoders is not None:
             self._encoders.shutdown(wait=True)
             self._encoders = None
+        if self._read_pool is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._read_pool.close)
+            self._read_pool = None
+        if self._readers is not None:
+            self._readers.shutdown(wait=True)
+            self._readers = None
 
     async def upgrade(self) -> list[str]:
         conn = await connect(self.url)
@@ -202,9 +227,7 @@ class PostgresStorage:
             return
         reader = scans.Reader(plan)
         loop = asyncio.get_running_loop()
-        # Pages as large as the pipeline allows: smaller ones measured slower here (each
-        # is a hand-off to the encoder thread), unlike on SQLite (see rqs.storage.pages).
-        chunk = chunk or MAX_CHUNK
+        chunk = chunk or chunk_for(query.limit)
 
         def take(want: int) -> asyncio.Future[list[StoredEvent]]:
             return asyncio.ensure_future(self._page(reader, want))
@@ -222,10 +245,15 @@ class PostgresStorage:
                 yield page
             return
 
-        async def one_query(n: int) -> AsyncIterator[list[StoredEvent]]:
-            async with self._conn() as conn:
-                async for rows in reader.stream(conn, n, chunk):
-                    yield rows
+        readers, read_pool = self._readers, self._read_pool
+        assert readers is not None and read_pool is not None, "storage is not open"
+
+        def rows_of(n: int) -> Iterator[list[StoredEvent]]:
+            with unavailable(), read_pool.connection() as conn:
+                yield from reader.stream(conn, n, chunk)
+
+        def one_query(n: int) -> AsyncIterator[list[StoredEvent]]:
+            return in_thread(readers, functools.partial(rows_of, n))
 
         # One range: the rows stream in while earlier chunks are encoded and sent.
         stream = Streamed(one_query, query.limit, chunk * STREAM_CHUNKS)
