@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from pathlib import Path
 
+from rqs.service.delivery import DeliveryWorker
+from rqs.service.delivery_options import DeliveryOptions
+from rqs.storage.sqlite import SqliteStorage
 from tests.delivery.conftest import Env, delivery_settings, live_server
 from tests.delivery.receiver import Receiver
 
@@ -41,3 +46,31 @@ def test_pausing_stops_a_lingering_lane_at_once(tmp_path: Path, receiver: Receiv
         assert env.api.put("/v1/subscriptions/sub", json={"status": "ACTIVE"}).status_code == 200
         assert receiver.wait_for(lambda: len(receiver.riids("cb")) == 3, 5)
         assert receiver.riids("cb") == ["1", "2", "3"]
+
+
+async def test_ingest_does_not_wake_the_loop_while_nothing_is_subscribed(
+        tmp_path: Path) -> None:
+    # Each wake-up is a pass with two store reads; with no active subscription, ingest
+    # skips them until the next poll, and API changes still wake the loop at once.
+    storage = SqliteStorage(delivery_settings(tmp_path))
+    await storage.open()
+    worker = DeliveryWorker(storage, DeliveryOptions(poll_interval=30.0, allow_private=True))
+    loop_task = asyncio.create_task(worker.run_forever())
+    try:
+        for _ in range(1000):  # until its first pass has looked (turns of the loop, no clock)
+            if worker._idle_until:
+                break
+            await asyncio.sleep(0)
+        assert worker._idle_until, "the first pass found no subscription"
+        seen = worker.generation
+        worker.wake("default")
+        assert worker.generation == seen
+        worker.changed("default")
+        assert worker.generation == seen + 1
+        assert worker._idle_until == 0.0
+    finally:
+        loop_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop_task
+        await worker.close()
+        await storage.close()

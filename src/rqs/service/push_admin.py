@@ -164,6 +164,7 @@ class PushAdmin:
             new = replace(new, status=status, status_reason=reason, failing_since=None)
         new = replace(new, updated_at=self.now())
         await self.store.update_callback(new)
+        self.worker.changed(who.domain)  # a re-enabled callback resumes at once
         return new
 
     def _rotated(self, cb: d.Callback, secret: str) -> d.Callback:
@@ -232,7 +233,7 @@ class PushAdmin:
                                              "status"),
             spec.status_reason, position, created_at=now, updated_at=now)
         created = await self.store.create_subscription(sub)
-        self.worker.wake(who.domain)
+        self.worker.changed(who.domain)
         return created
 
     async def update_subscription(self, who: Principal, spec: SubscriptionSpec) -> d.Subscription:
@@ -250,7 +251,7 @@ class PushAdmin:
                           status_reason=spec.status_reason)
         sub = replace(sub, updated_at=self.now())
         await self.store.update_subscription(sub)
-        self.worker.wake(who.domain)  # a resumed subscription catches up at once
+        self.worker.changed(who.domain)  # a resumed subscription catches up at once
         return sub
 
     async def delete_subscription(self, who: Principal, name: str) -> None:
@@ -282,7 +283,7 @@ class PushAdmin:
         replay = await self.store.create_replay(d.Replay(
             0, who.domain, sub.id, after, max(through, after), since, until, after,
             created_at=now, updated_at=now))
-        self.worker.wake(who.domain)
+        self.worker.changed(who.domain)
         return replay
 
     async def replay(self, who: Principal, replay_id: int) -> d.Replay:
