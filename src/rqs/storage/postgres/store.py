@@ -56,8 +56,11 @@ MAX_INDEX = 2**63 - 1
 APPEND_ATTEMPTS = 3
 # Chunks per streamed query. A query runs to its end whatever the client's pace (it never
 # holds a statement open on a slow reader), so a scan buffers at most one query's chunks
-# plus the two ``Streamed`` keeps ahead, besides the pages in the pipeline.
-STREAM_CHUNKS = 2
+# plus the two ``Streamed`` keeps ahead, besides the pages in the pipeline: at most 20,000
+# events. With 4 rather than 2, a request of 10,000 is one query instead of two (each
+# query starts cold): alternated runs, pages of 10,000, one type 228k -> 267k, after an
+# index 281k -> 319k events/s.
+STREAM_CHUNKS = 4
 # Threads (and pooled blocking connections) for streamed scans: concurrent one-range reads
 # beyond this wait for a turn, one query (two chunks) at a time.
 READERS = 4
