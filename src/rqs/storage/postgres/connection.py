@@ -83,7 +83,7 @@ def make_read_pool(url: str, size: int) -> ReadPool:
         timeout=POOL_TIMEOUT_S,
         # A scan's query starts after its response has begun: a connection broken by a
         # database restart would cut that response short, so each is checked (one empty
-        # round trip per query of two pages) before it is handed out.
+        # round trip per query of four pages) before it is handed out.
         check=ConnectionPool.check_connection,
         open=False,
         name="rqs-read",
