@@ -313,11 +313,6 @@ class Recorder:
         self.calls.append((query, params))
         return await self.conn.execute(query, params, binary=binary)
 
-    def cursor(self, *, binary: bool = False) -> Recorder:
-        self._binary = binary
-        return self
-
-
 
 class SyncRecorder:
     """The same for the blocking connections streamed scans run on."""

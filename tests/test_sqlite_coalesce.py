@@ -1,14 +1,18 @@
-"""The coalesced writer job: calls share one savepoint until one of them fails."""
+"""The coalesced writer job: calls share one savepoint until one of them fails; and the
+future a delivery record hands back, settled from its coalesced write."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import apsw
 import pytest
 
 from rqs.errors import RqsError
+from rqs.storage.delivery_base import NewDelivery, Recorded
 from rqs.storage.sqlite.coalesce import run_many
+from rqs.storage.sqlite.delivery import _settle_record
 
 
 @pytest.fixture
@@ -43,3 +47,35 @@ def test_a_failing_call_changes_nothing_and_the_others_still_apply(db: apsw.Conn
     # Each change once: the optimistic pass was rolled back before the one-by-one pass.
     assert stored(db) == [1, 3]
     assert db.in_transaction  # the job's outer transaction is the writer's to end
+
+
+# --- a record's future, settled from its coalesced write ------------------------------------
+
+
+async def test_a_record_s_future_carries_the_write_s_outcome() -> None:
+    loop = asyncio.get_running_loop()
+    n = NewDelivery(msg_id="msg_1", domain="d", subscription_id=1, replay_id=0, after_index=0,
+                    first_index=1, last_index=1, advance_to=1, count=1, created_at=5)
+
+    def settle(outcome: Any, *, fail: BaseException | None = None,
+               waiter_gone: bool = False) -> asyncio.Future[Recorded]:
+        written: asyncio.Future[Any] = loop.create_future()
+        recorded: asyncio.Future[Recorded] = loop.create_future()
+        if waiter_gone:
+            recorded.cancel()
+        if fail is not None:
+            written.set_exception(fail)
+        else:
+            written.set_result(outcome)
+        _settle_record(recorded, n, written)
+        return recorded
+
+    ok = settle(((7, "pending"), True)).result()
+    assert ok.lane_active and ok.next is not None and ok.next.id == 7
+    assert settle((None, False)).result() == Recorded(None, False)
+    with pytest.raises(RqsError, match="writer died"):
+        settle(None, fail=RqsError("the writer died")).result()
+    with pytest.raises(ValueError):  # a result it cannot read fails the future, never hangs
+        settle(((7, "no such state"), True)).result()
+    gone = settle(None, fail=RqsError("nobody listens"), waiter_gone=True)
+    assert gone.cancelled()  # and the write's error was taken: no "never retrieved" log

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from pathlib import Path
 
-from rqs.service.delivery import DeliveryWorker
+from rqs.service.delivery import DeliveryWorker, RunStats
 from rqs.service.delivery_options import DeliveryOptions
 from rqs.storage.sqlite import SqliteStorage
 from tests.delivery.conftest import Env, delivery_settings, live_server
@@ -55,22 +54,18 @@ async def test_ingest_does_not_wake_the_loop_while_nothing_is_subscribed(
     storage = SqliteStorage(delivery_settings(tmp_path))
     await storage.open()
     worker = DeliveryWorker(storage, DeliveryOptions(poll_interval=30.0, allow_private=True))
-    loop_task = asyncio.create_task(worker.run_forever())
     try:
-        for _ in range(1000):  # until its first pass has looked (turns of the loop, no clock)
-            if worker._idle_until:
-                break
-            await asyncio.sleep(0)
-        assert worker._idle_until, "the first pass found no subscription"
-        seen = worker.generation
+        # The loop's state as run_forever sets it up, driven here one step at a time.
+        worker._loop, worker._wake = asyncio.get_running_loop(), asyncio.Event()
         worker.wake("default")
-        assert worker.generation == seen
+        assert worker.generation == 1, "before any look, ingest wakes the loop"
+        assert await worker.run_once() == RunStats(), "a pass that finds nothing subscribed"
+        worker.wake("default")
+        assert worker.generation == 1, "ingest no longer wakes it"
         worker.changed("default")
-        assert worker.generation == seen + 1
-        assert worker._idle_until == 0.0
+        assert worker.generation == 2, "an API change does"
+        worker.wake("default")
+        assert worker.generation == 3, "and ingest does again until the next look"
     finally:
-        loop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop_task
         await worker.close()
         await storage.close()

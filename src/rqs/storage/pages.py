@@ -48,7 +48,6 @@ def chunk_for(limit: int) -> int:
     return max(MIN_CHUNK, min(MAX_CHUNK, limit // 4))
 
 
-
 async def pipelined(take: Take, encode: Encode[R], limit: int, chunk: int) -> AsyncIterator[R]:
     """Pages of up to ``chunk`` events, ``limit`` in all, each through ``encode``.
 
@@ -182,6 +181,12 @@ async def in_thread(executor: Executor, produce: Callable[[], Iterator[T]]) -> A
             loop.call_soon_threadsafe(handed.put_nowait, (True, None))
 
     job = loop.run_in_executor(executor, run)
+
+    def ended(job: asyncio.Future[None]) -> None:  # the job died before it could say so
+        if not job.cancelled() and job.exception() is not None:
+            handed.put_nowait((True, job.exception()))
+
+    job.add_done_callback(ended)
     try:
         while True:
             last, value = await handed.get()

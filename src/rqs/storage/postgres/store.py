@@ -56,13 +56,13 @@ MAX_INDEX = 2**63 - 1
 APPEND_ATTEMPTS = 3
 # Chunks per streamed query. A query runs to its end whatever the client's pace (it never
 # holds a statement open on a slow reader), so a scan buffers at most one query's chunks
-# plus the two ``Streamed`` keeps ahead, besides the pages in the pipeline: at most 20,000
-# events. With 4 rather than 2, a request of 10,000 is one query instead of two (each
+# plus the two ``Streamed`` keeps ahead, besides the pages in the pipeline: at most six
+# chunks, 30,000 events. With 4 rather than 2, a request of 10,000 is one query instead of two (each
 # query starts cold): alternated runs, pages of 10,000, one type 228k -> 267k, after an
 # index 281k -> 319k events/s.
 STREAM_CHUNKS = 4
 # Threads (and pooled blocking connections) for streamed scans: concurrent one-range reads
-# beyond this wait for a turn, one query (two chunks) at a time.
+# beyond this wait for a turn, one query (four chunks) at a time.
 READERS = 4
 
 
@@ -108,17 +108,15 @@ class PostgresStorage:
         # rqs.storage.pages). Two threads: concurrent scans' encodes need not queue.
         self._encoders = ThreadPoolExecutor(2, thread_name_prefix="rqs-pg-encode")
         self._readers = ThreadPoolExecutor(READERS, thread_name_prefix="rqs-pg-read")
-        read_pool = make_read_pool(self.url, READERS)
+        self._read_pool = make_read_pool(self.url, READERS)
         try:
             with unavailable():
                 await asyncio.get_running_loop().run_in_executor(
-                    self._readers, functools.partial(read_pool.open, wait=True,
+                    self._readers, functools.partial(self._read_pool.open, wait=True,
                                                      timeout=POOL_TIMEOUT_S))
         except BaseException:
             await self.close()
-            await asyncio.get_running_loop().run_in_executor(None, read_pool.close)
             raise
-        self._read_pool = read_pool
 
     async def close(self) -> None:
         # Appends already accepted finish first.
@@ -127,15 +125,18 @@ class PostgresStorage:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
-        if self._encoders is not None:
-            self._encoders.shutdown(wait=True)
-            self._encoders = None
+        loop = asyncio.get_running_loop()
+        # Queries under way on the reader threads finish before their pool closes; the
+        # threads are waited for off the event loop (a query may take a while).
+        for attr in ("_encoders", "_readers"):
+            executor: ThreadPoolExecutor | None = getattr(self, attr)
+            if executor is not None:
+                setattr(self, attr, None)
+                await loop.run_in_executor(None, functools.partial(executor.shutdown,
+                                                                   wait=True))
         if self._read_pool is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._read_pool.close)
-            self._read_pool = None
-        if self._readers is not None:
-            self._readers.shutdown(wait=True)
-            self._readers = None
+            read_pool, self._read_pool = self._read_pool, None
+            await loop.run_in_executor(None, read_pool.close)
 
     async def upgrade(self) -> list[str]:
         conn = await connect(self.url)
@@ -222,7 +223,7 @@ class PostgresStorage:
         *,
         heavy: bool = False,
     ) -> AsyncIterator[R]:
-        # Always a pipeline with encodes on a thread, heavy or not: the reads run on the
+        # Always a pipeline with encodes on a thread, heavy or not: poll groups read on the
         # event loop here, so an encode there would stall them (see rqs.storage.pages).
         async with self._conn() as conn:
             plan = await scans.plan(conn, domain, query)

@@ -198,12 +198,16 @@ def _settle_record(recorded: asyncio.Future[Recorded], n: NewDelivery | None,
     if written.cancelled():
         recorded.cancel()
         return
-    exc = written.exception()  # retrieved even if nobody waits any more
+    failed = written.exception()  # retrieved even if nobody waits any more
     if recorded.done():  # its waiter was cancelled
         return
-    if exc is not None:
+    if failed is not None:
+        recorded.set_exception(failed)
+        return
+    try:
+        opened, active = written.result()
+        nxt = rows.opened_delivery(*opened, n) if opened is not None and n else None
+    except Exception as exc:  # never leave the lane waiting on a future nobody settles
         recorded.set_exception(exc)
         return
-    opened, active = written.result()
-    nxt = rows.opened_delivery(*opened, n) if opened is not None and n else None
     recorded.set_result(Recorded(nxt, active))
