@@ -63,7 +63,7 @@ METHOD = """
   `--nats-bin`. Without it the row is reported as not run.
 - **The Mapp-compatible calls** in the notes are for the record, not the comparison:
   `pollByType` answers in Mapp's flattened `{queueId, output: [{name, value}]}` shape (in
-  the run above 281,000 events/s on SQLite against 298,000 for the native by-type read:
+  the run above 264,000 events/s on SQLite against 289,000 for the native by-type read:
   the payloads are flattened by `rqs._speedups` in C; in Python it was 78,500 events/s),
   and `pollByRange` has no paging, so one call returns at most `limit=100000` events of the
   window.
@@ -73,32 +73,35 @@ METHOD = """
 ### Reading it (figures from the run above)
 
 - **Ingest**: rqs on SQLite acknowledged the most events per second, every one durably:
-  182,500/s, 3.00x Redis without persistence and 2.95x Redis with `appendfsync always`.
-  rqs on PostgreSQL took 72,900/s with one server process (1.20x Redis, 1.18x the durable
-  Redis) and 80,500/s with `--workers 2` (1.32x; 1.30x durable). On this machine the peers
-  are limited by their Python clients, not by their servers: nats-py spent 24-29 µs of CPU
-  per event (a message, a reply subject and a future for each), redis-py 15-16 µs (one
+  178,500/s, 2.62x Redis without persistence and 3.08x Redis with `appendfsync always`.
+  rqs on PostgreSQL took 86,900/s with one server process (1.28x Redis, 1.50x the durable
+  Redis) and 106,100/s with `--workers 2` (1.56x; 1.83x durable). On this machine the
+  peers are limited by their Python clients, not by their servers: nats-py spent 24-26 µs
+  of CPU per event (a message, a reply subject and a future for each), redis-py 15 µs (one
   command packed per event), while the rqs client spends ~0.5 µs (one ready body per
-  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (1.9 µs, against
-  8.5 µs for rqs on SQLite and 14 µs for rqs on PostgreSQL with its backends), and
-  JetStream (7-9 µs) is on a par with rqs on SQLite. With a compiled client and spare
+  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (1.7 µs, against
+  8.5 µs for rqs on SQLite and 12 µs for rqs on PostgreSQL with its backends), and
+  JetStream (6-7 µs) is on a par with rqs on SQLite. With a compiled client and spare
   cores both peers would ingest faster than they do here; rqs's lead holds for Python
   clients on 2 cores, where its batch endpoint lets one request carry 1,000 events.
 - **The price of durability**: JetStream with `sync_interval: always` fsyncs every
-  message: 5,600 events/s, 1/33 of rqs on SQLite. Redis with `appendfsync always` fsyncs
+  message: 6,200 events/s, 1/29 of rqs on SQLite. Redis with `appendfsync always` fsyncs
   once per event-loop turn, i.e. once per 1,000-command pipeline (a group commit, like
   rqs's). JetStream's default (fsync every 2 minutes) can lose acknowledged events on a
   power loss or kernel crash; Redis without persistence loses all of them on any restart.
   rqs acknowledges only committed data.
-- **Reads**: rqs on SQLite leads every read, with lower p99s: one type 1.23x the best
-  peer (297,600 events/s; 1.34x the durable Redis), the time range 1.65x and the read
-  after the middle 1.69x. rqs on PostgreSQL reads at 0.76x (one type), 0.82x (time range)
-  and 1.06x (after the middle) of the best peer with one server process, ahead of NATS on
-  every read; with `--workers 2` at 0.69x, 0.86x and 0.99x.
-- **Memory**: Redis keeps the whole data set in memory (594-599 MiB for 1,000,000
-  events); the JetStream servers cached 318-465 MiB; rqs on SQLite peaked at 337 MiB summed
+- **Reads**: rqs on SQLite leads every read: one type 1.18x the best peer (288,500
+  events/s, against 244,600 for the durable Redis, which was the faster Redis in this
+  run) with an equal p99, the time range 1.56x and the read after the middle 1.54x, both
+  with p99s under half the peers'. rqs on PostgreSQL leads the time range (1.06x) and the
+  read after the middle (1.09x) with one server process, and is behind on the one-type
+  read from the start (0.75x, p99 1.25x); with `--workers 2` it reads at 0.97x, 1.25x and
+  1.22x. It is ahead of NATS on every read. (The fourth session's run, before PostgreSQL
+  streamed its rows on threads: 0.76x, 0.82x and 1.06x with one process.)
+- **Memory**: Redis keeps the whole data set in memory (594-596 MiB for 1,000,000
+  events); the JetStream servers cached 349-456 MiB; rqs on SQLite peaked at 346 MiB summed
   over its processes (each has its own SQLite page cache); rqs on PostgreSQL's own
-  processes at 104 MiB (258 MiB with two workers), with PostgreSQL's shared buffers
+  processes at 119 MiB (277 MiB with two workers), with PostgreSQL's shared buffers
   (128 MB) on top.
 - **Noise**: absolute rates on this shared machine move by 20-85% between runs (in the
   third session's run rqs on SQLite ingested 124,500 events/s and Redis 46,800/s); compare
@@ -107,17 +110,19 @@ METHOD = """
 
 ### Where rqs is behind, and why (profiles)
 
-1. **rqs on PostgreSQL, reads** (0.76-1.06x the best peer): PostgreSQL walks the
-   (domain, type, idx) index and fetches heap rows scattered over the range (a 10,000-event
-   page of one type touched ~2,650 heap pages); right after a bulk ingest those pages are
-   outside the 128 MB of shared buffers and still need their hint bits set, so the first
-   read of them also writes buffers back (`EXPLAIN (ANALYZE, BUFFERS)` of one such page
-   query: `read=2644 written=2471`, 20-28 ms of execution cold against 7.7 ms warm).
-   Its backends take about half of the 5-7 µs of server CPU per event, against 2-3 µs
-   per event for rqs on SQLite. One-range scans now stream their rows (the database
-   produces while earlier chunks are encoded and sent), worth 10-15% on a warm one-type
-   read; the cold read of the table's oldest pages is what remains.
-2. **rqs on PostgreSQL, ingest** is ahead (1.18-1.30x the durable Redis), but each append
+1. **rqs on PostgreSQL, the one-type read from the start** (0.75x the best peer with one
+   process, 0.97x with two): PostgreSQL walks the (domain, type, idx) index and fetches
+   heap rows scattered over the range (a 10,000-event page of one type touches ~2,600 heap
+   pages). Right after a bulk ingest those pages are outside the 128 MB of shared buffers
+   (`COPY` writes through a small ring of buffers, so even a larger pool would not hold
+   them), and each is copied in from the OS cache: `EXPLAIN (ANALYZE, BUFFERS)` of one
+   such page query, `read=2611`, 17-19 ms of execution cold against 6.2 ms warm. Setting
+   the hint bits first (`VACUUM`) or flushing the dirty buffers (`CHECKPOINT`) left it at
+   17-19 ms (tried one-off, not kept). Warm, the same read ran at 232-293k events/s in
+   one-off runs, where Redis read 229-286k in this session's runs. In rqs's own process the rows now stream on reader threads with
+   blocking connections: on the event loop, psycopg's asynchronous waits and a generator
+   step per row were most of a read (py-spy), and a 10,000-event request is one query.
+2. **rqs on PostgreSQL, ingest** is ahead (1.50-1.83x the durable Redis), but each append
    holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the index
    gapless in commit order, so appends to one domain are serial even across processes.
 """
