@@ -119,9 +119,10 @@ METHOD = """
    such page query, `read=2611`, 17-19 ms of execution cold against 6.2 ms warm. Setting
    the hint bits first (`VACUUM`) or flushing the dirty buffers (`CHECKPOINT`) left it at
    17-19 ms (tried one-off, not kept). Warm, the same read ran at 232-293k events/s in
-   one-off runs, where Redis read 229-286k in this session's runs. In rqs's own process the rows now stream on reader threads with
-   blocking connections: on the event loop, psycopg's asynchronous waits and a generator
-   step per row were most of a read (py-spy), and a 10,000-event request is one query.
+   one-off runs, where Redis read 229-286k in this session's runs. In rqs's own process
+   the rows now stream on reader threads with blocking connections: on the event loop,
+   psycopg's asynchronous waits and a generator step per row were most of a read
+   (py-spy), and a 10,000-event request is one query.
 2. **rqs on PostgreSQL, ingest** is ahead (1.50-1.83x the durable Redis), but each append
    holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the index
    gapless in commit order, so appends to one domain are serial even across processes.
