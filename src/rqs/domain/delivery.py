@@ -335,6 +335,9 @@ def _key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
 
 
+_SHA256_BLOCK = 64
+
+
 @lru_cache(maxsize=1024)
 def _pads(secret: str) -> tuple[hashlib._Hash, hashlib._Hash]:
     """HMAC-SHA256's inner and outer hashes with the key already absorbed (RFC 2104).
@@ -347,9 +350,6 @@ def _pads(secret: str) -> tuple[hashlib._Hash, hashlib._Hash]:
     key = key.ljust(_SHA256_BLOCK, b"\0")
     return (hashlib.sha256(bytes(b ^ 0x36 for b in key)),
             hashlib.sha256(bytes(b ^ 0x5C for b in key)))
-
-
-_SHA256_BLOCK = 64
 
 
 def sign(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:

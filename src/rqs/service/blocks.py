@@ -91,4 +91,3 @@ class Blocks:
         async for chunk in self._storage.scan(domain, query, max(1, through - after)):
             rows += chunk
         return rows
-

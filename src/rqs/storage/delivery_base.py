@@ -14,6 +14,10 @@ Invariants every backend keeps:
   change nothing of the lane.
 * A lane's position only moves forward, and only when its pending batch succeeded or
   was dead-lettered, or when a scan found nothing for the lane up to some index.
+* ``record`` applies only to the lane's head. A batch that is not (the record of the one
+  before it failed, so it was never promoted) changes nothing and stops the lane: applying
+  it would move the lane past a batch still pending; its next holder sends both again, in
+  order.
 * Re-enabling a disabled callback (``update_callback`` with status ACTIVE) restarts the
   retry schedule of its pending batches and lets its lanes be claimed at once.
 """

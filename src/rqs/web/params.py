@@ -19,16 +19,13 @@ def int_param(
     missing: type[InvalidRequest] = InvalidRequest,
 ) -> int | None:
     """An integer parameter; absent or blank is None, or ``missing`` when required."""
-    raw = params.get(name)
-    if raw is None or not raw.strip():
-        if required:
-            raise missing(f"parameter {name!r} is required", parameter=name)
+    text = str_param(params, name, required=required, missing=missing)
+    if text is None:
         return None
-    if not _INTEGER.fullmatch(raw.strip()):
+    if not _INTEGER.fullmatch(text):
         raise InvalidRequest(f"parameter {name!r} must be an integer of at most 18 digits, "
-                             f"got {raw!r}",
-                             parameter=name)
-    value = int(raw)
+                             f"got {params[name]!r}", parameter=name)
+    value = int(text)
     if minimum is not None and value < minimum:
         raise InvalidRequest(f"parameter {name!r} must be at least {minimum}", parameter=name)
     return value

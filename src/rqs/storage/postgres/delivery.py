@@ -380,10 +380,7 @@ async def _record(conn: Conn, lane: LaneKey, owner: str, rec: AttemptRecord) -> 
             # logged, and nothing else changes (the new holder decides about the batch).
             return Recorded(None, False)
         if await batch.fetchone() != (DeliveryState.PENDING.value,):
-            # Not the lane's head: the record of the batch before it failed, so this one was
-            # never promoted. Applying it would move the lane past a batch still pending; the
-            # lane stops instead and its next holder sends both again, in order.
-            return Recorded(None, False)
+            return Recorded(None, False)  # not the lane's head: it stops (see delivery_base)
         domain, callback, _, active = state
         await conn.execute(q.UPDATE_DELIVERY, {
             "state": d.state.value, "attempts": d.attempts, "next_at": d.next_attempt_at,

@@ -57,9 +57,9 @@ APPEND_ATTEMPTS = 3
 # Chunks per streamed query. A query runs to its end whatever the client's pace (it never
 # holds a statement open on a slow reader), so a scan buffers at most one query's chunks
 # plus the two ``Streamed`` keeps ahead, besides the pages in the pipeline: at most six
-# chunks, 30,000 events. With 4 rather than 2, a request of 10,000 is one query instead of two (each
-# query starts cold): alternated runs, pages of 10,000, one type 228k -> 267k, after an
-# index 281k -> 319k events/s.
+# chunks, 30,000 events. With 4 rather than 2, a request of 10,000 is one query instead
+# of two (each query starts cold): alternated runs, pages of 10,000, one type 228k ->
+# 267k, after an index 281k -> 319k events/s.
 STREAM_CHUNKS = 4
 # Threads (and pooled blocking connections) for streamed scans: concurrent one-range reads
 # beyond this wait for a turn, one query (four chunks) at a time.
@@ -232,10 +232,6 @@ class PostgresStorage:
         reader = scans.Reader(plan)
         loop = asyncio.get_running_loop()
         chunk = chunk or chunk_for(query.limit)
-
-        def take(want: int) -> asyncio.Future[list[StoredEvent]]:
-            return asyncio.ensure_future(self._page(reader, want))
-
         encoders = self._encoders
         assert encoders is not None, "storage is not open"
 
@@ -243,6 +239,9 @@ class PostgresStorage:
             return loop.run_in_executor(encoders, fn, rows)
 
         if not reader.single:
+            def take(want: int) -> asyncio.Future[list[StoredEvent]]:
+                return asyncio.ensure_future(self._page(reader, want))
+
             # The database reads page k+2 (on the event loop) while a thread encodes page
             # k+1 and the caller sends page k (see rqs.storage.pages).
             async for page in pipelined(take, encode, query.limit, chunk):

@@ -172,10 +172,7 @@ def record_job(c: apsw.Connection, flat: tuple[Any, ...]) -> tuple[tuple[int, st
     delivery_id, state, attempts, next_at, status, error, updated, count = dl
     c.execute(q.UPDATE_DELIVERY, (state, attempts, next_at, status, error, updated, state, body,
                                   delivery_id))
-    if not c.changes():
-        # Not the lane's head: the record of the batch before it failed, so this batch was
-        # never promoted. Applying it would move the lane past a batch still pending; the
-        # lane stops instead and its next holder sends both again, in order.
+    if not c.changes():  # not the lane's head: the lane stops (see delivery_base)
         return None, False
     if failing == "start":
         c.execute(q.CALLBACK_FAILING, (updated, domain, callback))
