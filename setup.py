@@ -13,7 +13,7 @@ PARTS = "src/rqs/_speedups_c"
 setup(ext_modules=[Extension(
     "rqs._speedups",
     sorted(str(p) for p in Path(PARTS).glob("*.c")),
-    depends=[f"{PARTS}/speedups.h"],
+    depends=[f"{PARTS}/speedups.h", f"{PARTS}/json.h"],
     optional=True,
     extra_compile_args=["-O3", "-Wall", "-Wextra", "-Werror=implicit", "-fvisibility=hidden"],
 )])

@@ -1,17 +1,19 @@
 """The optional C hot paths (``rqs._speedups``), typed, or None where they were not built.
 
-Mapp and native page rendering (the web layer) and PostgreSQL's binary COPY rows (the
-PostgreSQL store) use them. Without a C compiler at install time the extension is skipped
-and every caller does the same work in Python: the same bytes, more slowly
-(tests/test_speedups.py holds them equal).
+Mapp and native page rendering (the web layer), PostgreSQL's binary COPY rows (the
+PostgreSQL store) and the splitting of Responsys batches (the ingest parser) use them.
+Without a C compiler at install time the extension is skipped and every caller does the
+same work in Python: the same result, more slowly (tests/test_speedups.py and
+tests/test_split_native.py hold them equal).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from rqs.domain.events import NewEvent, StoredEvent
+if TYPE_CHECKING:  # the domain's parser uses this module: no import at run time
+    from rqs.domain.events import NewEvent, StoredEvent
 
 
 class Native(Protocol):
@@ -32,6 +34,11 @@ class Native(Protocol):
 
     def copy_rows(self, tails: Sequence[bytes], positions: Sequence[int], domain_id: int,
                   first_index: int, received_at: int, /) -> bytes: ...
+
+    def split_responsys(self, body: bytes, new_event: type[NewEvent],
+                        aliases: dict[str, str], channels: dict[str, str],
+                        channel_of: Callable[[str, str | None], str], /
+                        ) -> list[NewEvent] | None: ...
 
 
 def _load() -> Native | None:

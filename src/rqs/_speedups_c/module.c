@@ -18,8 +18,10 @@
  * give identical bytes.
  *
  * Native pages (native.c) splice the stored payloads between fields formatted in C; the
- * PostgreSQL store's binary COPY rows (copy.c) are encoded here as well. Functions are
- * exported with an rqs_ prefix and hidden (-fvisibility=hidden) but for the init.
+ * PostgreSQL store's binary COPY rows (copy.c) are encoded here as well, and ingest's
+ * common batch, an array of Responsys payloads, is validated and split (split.c).
+ * Functions are exported with an rqs_ prefix and hidden (-fvisibility=hidden) but for the
+ * init.
  */
 #include "speedups.h"
 
@@ -29,12 +31,14 @@ static PyMethodDef methods[] = {
     {"render_native", rqs_render_native, METH_VARARGS, rqs_render_native_doc},
     {"copy_tails", rqs_copy_tails, METH_O, rqs_copy_tails_doc},
     {"copy_rows", rqs_copy_rows, METH_VARARGS, rqs_copy_rows_doc},
+    {"split_responsys", rqs_split_responsys, METH_VARARGS, rqs_split_responsys_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "rqs._speedups",
-    "The C hot paths of rqs: Mapp and native page rendering, PostgreSQL COPY rows.", -1,
+    "The C hot paths of rqs: Mapp and native page rendering, PostgreSQL COPY rows, "
+    "splitting Responsys batches.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

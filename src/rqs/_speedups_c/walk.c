@@ -4,55 +4,14 @@
  * walk cannot render byte-identically to the Python path it declines (see module.c).
  */
 #include "speedups.h"
-
-static const char *skip_ws(const char *p, const char *end) {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
-    return p;
-}
-
-/* Length of the valid UTF-8 sequence at p (no overlongs, no surrogates), 0 if invalid. */
-static int utf8_len(const unsigned char *p, const unsigned char *end) {
-    unsigned c = p[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return (end - p >= 2 && (p[1] & 0xC0) == 0x80) ? 2 : 0;
-    if (c < 0xF0) {
-        if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80) return 0;
-        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0)) return 0;
-        return 3;
-    }
-    if (c < 0xF5) {
-        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
-            (p[3] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90)) return 0;
-        return 4;
-    }
-    return 0;
-}
-
-#define ONES 0x0101010101010101ULL
-#define HIGHS 0x8080808080808080ULL
-
-/* Whether any of 8 bytes may be a quote, a backslash, a control character or non-ASCII.
- * (The zero-byte trick can report a byte after a real hit; the byte loop sorts that out.) */
-static inline int special8(uint64_t x) {
-    uint64_t quote = x ^ (ONES * '"'), backslash = x ^ (ONES * '\\');
-    return (((x - ONES * 0x20) & ~x) | ((quote - ONES) & ~quote) |
-            ((backslash - ONES) & ~backslash) | x) & HIGHS ? 1 : 0;
-}
+#include "json.h"
 
 /* p is at an opening quote; returns the closing quote, or NULL to decline. */
 static const char *scan_string(const Ctx *c, const char *p) {
     const unsigned char *q = (const unsigned char *)p + 1;
     const unsigned char *end = (const unsigned char *)c->end;
     for (;;) {
-        while (end - q >= 8) {
-            uint64_t x;
-            memcpy(&x, q, 8);
-            if (special8(x)) break;
-            q += 8;
-        }
+        q = string_special(q, end);
         if (q >= end) return NULL;
         unsigned ch = *q;
         if (ch == '"') return (const char *)q;
@@ -67,6 +26,9 @@ static const char *scan_string(const Ctx *c, const char *p) {
         q += n;
     }
 }
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
 
 /* Whether any of 8 bytes may be & < or > (false hits are sorted out byte by byte). */
 static inline int xml_special8(uint64_t x) {

@@ -15,6 +15,7 @@ import msgspec
 
 from rqs.domain import catalog
 from rqs.errors import InvalidRequest, PayloadTooLarge, Problem, ValidationFailed
+from rqs.speedups import NATIVE
 
 MAX_ID_LENGTH = 200
 MAX_PROBLEMS_LISTED = 1000
@@ -169,10 +170,13 @@ def format_time(micros: int) -> str:
 # --- splitting -------------------------------------------------------------------------
 
 
+def _is_ndjson(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() in NDJSON_TYPES
+
+
 def split_body(body: bytes, content_type: str | None) -> list[bytes]:
     """Split a request body into the raw bytes of its items."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media in NDJSON_TYPES:
+    if _is_ndjson(content_type):
         return _split_ndjson(body)
     stripped = body.lstrip()
     if not stripped:
@@ -302,7 +306,10 @@ def _check_id(value: object, position: int, problems: list[Problem]) -> str | No
 
 
 def _fast_responsys(body: bytes, raws: list[bytes]) -> list[NewEvent] | None:
-    """All-Responsys, string-typed batches (what Oracle sends) skip the general path."""
+    """All-Responsys, string-typed batches (what Oracle sends) skip the general path.
+
+    rqs._speedups' split.c does the same in one pass over the bytes, without the split
+    before it and an object per field: 1.5 -> 0.7 us an event (bench/micro.py)."""
     try:
         items = _responsys_array_decoder.decode(body)
     except (msgspec.ValidationError, msgspec.DecodeError):
@@ -322,16 +329,32 @@ def _fast_responsys(body: bytes, raws: list[bytes]) -> list[NewEvent] | None:
     return out
 
 
+def _channel_of(type_name: str, declared: str | None) -> str:
+    return catalog.channel_for(type_name, declared).value
+
+
+def _check_count(items: int, max_items: int) -> None:
+    if items > max_items:
+        raise PayloadTooLarge(f"the batch has {items} items; the limit is {max_items}")
+
+
 def parse_batch(
     body: bytes, content_type: str | None, domain: str, max_items: int
 ) -> list[NewEvent]:
     """Parse a whole ingest body; raise with every problem if any item is invalid."""
+    array = not _is_ndjson(content_type) and body.lstrip()[:1] == b"["
+    if array and NATIVE is not None:
+        fast = NATIVE.split_responsys(body, NewEvent, catalog.ALIASES,
+                                      catalog.CHANNEL_BY_TYPE, _channel_of)
+        if fast is not None:
+            _check_count(len(fast), max_items)
+            return fast
     raws = split_body(body, content_type)
     if not raws:
         raise InvalidRequest("the batch is empty: send at least one event")
-    if len(raws) > max_items:
-        raise PayloadTooLarge(f"the batch has {len(raws)} items; the limit is {max_items}")
-    if body.lstrip()[:1] == b"[" and (fast := _fast_responsys(body, raws)) is not None:
+    _check_count(len(raws), max_items)
+    # (an NDJSON line holding an array is one item, which is not an object: not this path)
+    if array and (fast := _fast_responsys(body, raws)) is not None:
         return fast
     problems: list[Problem] = []
     events: list[NewEvent] = []

@@ -1,0 +1,426 @@
+/*
+ * Ingest's fast path: a JSON array of Responsys callback payloads, validated and split in
+ * one pass over the bytes (without the GIL), each item then becoming a NewEvent. For the
+ * batches it accepts it gives what rqs.domain.events.parse_batch gives (split_body, then
+ * _fast_responsys), which took two msgspec passes over the body and an object per field.
+ *
+ * It declines (None), and the Python path answers with its own result or errors, for
+ * anything it cannot vouch for: invalid JSON, an empty array, an item that is not an
+ * object, escapes in an item's member names or in the fields it reads, lone surrogates
+ * escaped anywhere, a field it reads that is neither a string nor null or that appears
+ * twice, a failureType that is missing, empty, or starts or ends with a space or a
+ * non-ASCII character (Python's strip() decides those), nesting deeper than MAX_DEPTH.
+ * It is never less strict than msgspec: a body it accepts, msgspec accepts.
+ */
+#include "speedups.h"
+#include "json.h"
+
+enum { F_TYPE, F_CHANNEL, F_CAMPAIGN_ID, F_CAMPAIGN_NAME, F_RIID, F_CUSTOMER_ID,
+       F_RECIPIENT, F_MESSAGE, NFIELDS };
+
+static const struct {
+    const char *name;
+    size_t len;
+} FIELDS[NFIELDS] = {
+    {"failureType", 11}, {"channelType", 11}, {"campaignId", 10}, {"campaignName", 12},
+    {"riid", 4},         {"customerId", 10},  {"recipient", 9},   {"inboundMessage", 14},
+};
+
+typedef struct {
+    const char *start; /* NULL: missing or null */
+    size_t len;
+} Slice;
+
+typedef struct {
+    Slice raw;             /* the item's bytes, as msgspec.Raw would give them */
+    Slice field[NFIELDS];  /* the string fields' contents, between their quotes */
+} Item;
+
+typedef struct {
+    const char *end;
+    int depth;
+} Walk;
+
+/* p is at an opening quote; returns the closing quote, or NULL. *escaped is set when the
+ * string holds an escape (a valid one: anything else is NULL). */
+static const char *string_end(const Walk *w, const char *p, int *escaped) {
+    const unsigned char *q = (const unsigned char *)p + 1;
+    const unsigned char *end = (const unsigned char *)w->end;
+    for (;;) {
+        q = string_special(q, end);
+        if (q >= end) return NULL;
+        unsigned ch = *q;
+        if (ch == '"') return (const char *)q;
+        if (ch < 0x20) return NULL;
+        if (ch == '\\') {
+            *escaped = 1;
+            if (end - q < 2) return NULL;
+            switch (q[1]) {
+            case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+                q += 2;
+                continue;
+            case 'u':
+                break;
+            default:
+                return NULL;
+            }
+            if (end - q < 6) return NULL;
+            unsigned v = 0;
+            for (int i = 2; i < 6; i++) {
+                unsigned h = q[i], d;
+                if (h >= '0' && h <= '9') d = h - '0';
+                else if (h >= 'a' && h <= 'f') d = h - 'a' + 10;
+                else if (h >= 'A' && h <= 'F') d = h - 'A' + 10;
+                else return NULL;
+                v = v * 16 + d;
+            }
+            if (v >= 0xD800 && v <= 0xDFFF) return NULL; /* pairs and lone ones: Python's */
+            q += 6;
+            continue;
+        }
+        if (ch < 0x80) {
+            q++;
+            continue;
+        }
+        int n = utf8_len(q, end);
+        if (n == 0) return NULL;
+        q += n;
+    }
+}
+
+static const char *digits_end(const char *p, const char *end) {
+    while (p < end && *p >= '0' && *p <= '9') p++;
+    return p;
+}
+
+/* JSON's number grammar exactly; returns the end, or NULL. */
+static const char *number_end(const Walk *w, const char *p) {
+    if (*p == '-') p++;
+    if (p >= w->end) return NULL;
+    if (*p == '0') {
+        p++;
+    } else if (*p >= '1' && *p <= '9') {
+        p = digits_end(p, w->end);
+    } else {
+        return NULL;
+    }
+    if (p < w->end && *p == '.') {
+        const char *d = digits_end(p + 1, w->end);
+        if (d == p + 1) return NULL;
+        p = d;
+    }
+    if (p < w->end && (*p == 'e' || *p == 'E')) {
+        p++;
+        if (p < w->end && (*p == '+' || *p == '-')) p++;
+        const char *d = digits_end(p, w->end);
+        if (d == p) return NULL;
+        p = d;
+    }
+    return p;
+}
+
+static const char *literal_end(const Walk *w, const char *p, const char *word, size_t n) {
+    return (size_t)(w->end - p) >= n && memcmp(p, word, n) == 0 ? p + n : NULL;
+}
+
+static const char *value_end(Walk *w, const char *p);
+
+/* After a member or element: 1 and past the comma if another follows, 0 and past `close`
+ * if not; -1 for anything else. */
+static int next_member(const Walk *w, const char **pp, char close) {
+    const char *p = skip_ws(*pp, w->end);
+    if (p < w->end && *p == ',') {
+        *pp = skip_ws(p + 1, w->end);
+        return 1;
+    }
+    if (p < w->end && *p == close) {
+        *pp = p + 1;
+        return 0;
+    }
+    return -1;
+}
+
+/* The member name at p (its closing quote in *close); NULL if it is not one. */
+static const char *member_value(const Walk *w, const char *p, const char **close, int *escaped) {
+    if (p >= w->end || *p != '"' || (*close = string_end(w, p, escaped)) == NULL) return NULL;
+    p = skip_ws(*close + 1, w->end);
+    if (p >= w->end || *p != ':') return NULL;
+    p = skip_ws(p + 1, w->end);
+    return p < w->end ? p : NULL;
+}
+
+static const char *object_end(Walk *w, const char *p) {
+    if (++w->depth > MAX_DEPTH) return NULL;
+    p = skip_ws(p + 1, w->end);
+    if (p < w->end && *p == '}') {
+        w->depth--;
+        return p + 1;
+    }
+    for (;;) {
+        const char *close;
+        int escaped = 0;
+        if ((p = member_value(w, p, &close, &escaped)) == NULL) return NULL;
+        if ((p = value_end(w, p)) == NULL) return NULL;
+        int more = next_member(w, &p, '}');
+        if (more < 0) return NULL;
+        if (!more) break;
+    }
+    w->depth--;
+    return p;
+}
+
+static const char *array_end(Walk *w, const char *p) {
+    if (++w->depth > MAX_DEPTH) return NULL;
+    p = skip_ws(p + 1, w->end);
+    if (p < w->end && *p == ']') {
+        w->depth--;
+        return p + 1;
+    }
+    for (;;) {
+        if ((p = value_end(w, p)) == NULL) return NULL;
+        int more = next_member(w, &p, ']');
+        if (more < 0) return NULL;
+        if (!more) break;
+    }
+    w->depth--;
+    return p;
+}
+
+/* p is at a value's first byte (or the end); returns the byte after it, or NULL. */
+static const char *value_end(Walk *w, const char *p) {
+    int escaped = 0;
+    if (p >= w->end) return NULL;
+    switch (*p) {
+    case '{': return object_end(w, p);
+    case '[': return array_end(w, p);
+    case '"': {
+        const char *close = string_end(w, p, &escaped);
+        return close ? close + 1 : NULL;
+    }
+    case 't': return literal_end(w, p, "true", 4);
+    case 'f': return literal_end(w, p, "false", 5);
+    case 'n': return literal_end(w, p, "null", 4);
+    default: return number_end(w, p);
+    }
+}
+
+static int field_of(const char *name, size_t n) {
+    for (int k = 0; k < NFIELDS; k++)
+        if (FIELDS[k].len == n && memcmp(FIELDS[k].name, name, n) == 0) return k;
+    return -1;
+}
+
+/* Python's `not ft or ft != ft.strip()`, decided on the bytes or declined. */
+static int plain_type(Slice ft) {
+    if (ft.start == NULL || ft.len == 0) return 0;
+    unsigned char first = (unsigned char)ft.start[0], last = (unsigned char)ft.start[ft.len - 1];
+    return first != ' ' && last != ' ' && first < 0x80 && last < 0x80;
+}
+
+/* One array element: an object whose read fields are strings or null, with a plain
+ * failureType (so a batch of native envelopes is declined at its first item). */
+static const char *item_end(Walk *w, const char *p, Item *it) {
+    memset(it, 0, sizeof *it);
+    if (p >= w->end || *p != '{') return NULL;
+    it->raw.start = p;
+    unsigned seen = 0;
+    w->depth = 1;
+    p = skip_ws(p + 1, w->end);
+    if (p < w->end && *p == '}') {
+        p++;
+    } else {
+        for (;;) {
+            const char *close;
+            int escaped = 0;
+            const char *name = p + 1;
+            if ((p = member_value(w, p, &close, &escaped)) == NULL || escaped) return NULL;
+            int k = field_of(name, (size_t)(close - name));
+            if (k < 0) {
+                if ((p = value_end(w, p)) == NULL) return NULL;
+            } else {
+                if (seen & (1u << k)) return NULL; /* msgspec keeps the last; decline */
+                seen |= 1u << k;
+                if (*p == '"') {
+                    const char *vclose = string_end(w, p, &escaped);
+                    if (vclose == NULL || escaped) return NULL;
+                    it->field[k].start = p + 1;
+                    it->field[k].len = (size_t)(vclose - p - 1);
+                    p = vclose + 1;
+                } else if ((p = literal_end(w, p, "null", 4)) == NULL) {
+                    return NULL;
+                }
+            }
+            int more = next_member(w, &p, '}');
+            if (more < 0) return NULL;
+            if (!more) break;
+        }
+    }
+    it->raw.len = (size_t)(p - it->raw.start);
+    return plain_type(it->field[F_TYPE]) ? p : NULL;
+}
+
+/* The whole body: `[` items `]`, JSON whitespace around. Returns the item count (> 0) with
+ * *out a malloc'd array, 0 to decline, -1 when memory ran out. */
+static Py_ssize_t split_items(const char *body, size_t n, Item **out) {
+    Walk w = {body + n, 0};
+    const char *p = skip_ws(body, w.end);
+    *out = NULL;
+    if (p >= w.end || *p != '[') return 0;
+    p = skip_ws(p + 1, w.end);
+    Py_ssize_t count = 0, cap = 0;
+    Item *items = NULL;
+    for (;;) {
+        if (count == cap) {
+            cap = cap ? cap * 2 : 256;
+            Item *grown = realloc(items, (size_t)cap * sizeof *items);
+            if (grown == NULL) {
+                free(items);
+                return -1;
+            }
+            items = grown;
+        }
+        if ((p = item_end(&w, p, &items[count])) == NULL) break;
+        count++;
+        int more = next_member(&w, &p, ']');
+        if (more < 0) {
+            p = NULL;
+            break;
+        }
+        if (!more) break;
+    }
+    if (p == NULL || skip_ws(p, w.end) != w.end) {
+        free(items);
+        return 0;
+    }
+    *out = items;
+    return count;
+}
+
+static PyObject *text_of(Slice s) {
+    if (s.start == NULL) Py_RETURN_NONE;
+    return PyUnicode_DecodeUTF8(s.start, (Py_ssize_t)s.len, NULL);
+}
+
+/* A batch's distinct failureTypes, resolved once: the canonical type and its channel. */
+#define TYPE_CACHE 64
+
+typedef struct {
+    Slice name;
+    PyObject *type, *channel;
+} Known;
+
+typedef struct {
+    PyObject *aliases, *channels, *channel_of;
+    Known known[TYPE_CACHE];
+    int n;
+} Types;
+
+/* New references to the item's type and channel in *type and *channel; -1 on error. */
+static int resolve(Types *t, const Item *it, PyObject **type, PyObject **channel) {
+    Slice ft = it->field[F_TYPE];
+    for (int i = 0; i < t->n; i++) {
+        if (t->known[i].name.len == ft.len && memcmp(t->known[i].name.start, ft.start, ft.len) == 0) {
+            *type = Py_NewRef(t->known[i].type);
+            *channel = Py_NewRef(t->known[i].channel);
+            return 0;
+        }
+    }
+    PyObject *given = text_of(ft);
+    if (given == NULL) return -1;
+    PyObject *canonical = PyDict_GetItemWithError(t->aliases, given);
+    if (canonical == NULL && PyErr_Occurred()) goto fail;
+    *type = Py_NewRef(canonical ? canonical : given);
+    Py_DECREF(given);
+    PyObject *found = PyDict_GetItemWithError(t->channels, *type);
+    if (found != NULL) {
+        *channel = Py_NewRef(found);
+        if (t->n < TYPE_CACHE) { /* only catalogued types: others depend on channelType */
+            t->known[t->n++] = (Known){ft, Py_NewRef(*type), Py_NewRef(found)};
+        }
+        return 0;
+    }
+    if (PyErr_Occurred()) {
+        Py_DECREF(*type);
+        return -1;
+    }
+    PyObject *declared = text_of(it->field[F_CHANNEL]);
+    if (declared == NULL) {
+        Py_DECREF(*type);
+        return -1;
+    }
+    *channel = PyObject_CallFunctionObjArgs(t->channel_of, *type, declared, NULL);
+    Py_DECREF(declared);
+    if (*channel == NULL) {
+        Py_DECREF(*type);
+        return -1;
+    }
+    return 0;
+fail:
+    Py_DECREF(given);
+    return -1;
+}
+
+static PyObject *new_event(PyObject *cls, Types *t, const Item *it) {
+    static const int order[] = {F_CAMPAIGN_ID, F_CAMPAIGN_NAME, F_RIID, F_CUSTOMER_ID,
+                                F_RECIPIENT, F_MESSAGE};
+    PyObject *args[11] = {NULL};
+    PyObject *event = NULL;
+    if (resolve(t, it, &args[0], &args[1]) < 0) return NULL;
+    args[2] = PyBytes_FromStringAndSize(it->raw.start, (Py_ssize_t)it->raw.len);
+    if (args[2] == NULL) goto done;
+    args[3] = Py_NewRef(Py_None);
+    args[4] = Py_NewRef(Py_None);
+    for (int i = 0; i < 6; i++)
+        if ((args[5 + i] = text_of(it->field[order[i]])) == NULL) goto done;
+    event = PyObject_Vectorcall(cls, args, 11, NULL);
+done:
+    for (int i = 0; i < 11; i++) Py_XDECREF(args[i]);
+    return event;
+}
+
+const char rqs_split_responsys_doc[] =
+    "split_responsys(body, new_event, aliases, channels, channel_of, /)\n\n"
+    "A JSON array of Responsys payloads as a list of new_event(type, channel, payload, None,\n"
+    "None, campaignId, campaignName, riid, customerId, recipient, inboundMessage), or None\n"
+    "to decline. aliases maps given to canonical type names, channels canonical names to\n"
+    "channels; channel_of(type, channelType) gives the channel of an uncatalogued type.";
+
+PyObject *rqs_split_responsys(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer body;
+    Types t = {.n = 0};
+    PyObject *cls;
+    if (!PyArg_ParseTuple(args, "y*OO!O!O", &body, &cls, &PyDict_Type, &t.aliases,
+                          &PyDict_Type, &t.channels, &t.channel_of))
+        return NULL;
+    Item *items;
+    Py_ssize_t count;
+    Py_BEGIN_ALLOW_THREADS
+    count = split_items(body.buf, (size_t)body.len, &items);
+    Py_END_ALLOW_THREADS
+    PyObject *out = NULL;
+    if (count < 0) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (count == 0 || (out = PyList_New(count)) == NULL) {
+        if (count == 0) out = Py_NewRef(Py_None);
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *event = new_event(cls, &t, &items[i]);
+        if (event == NULL) {
+            Py_CLEAR(out);
+            goto done;
+        }
+        PyList_SET_ITEM(out, i, event);
+    }
+done:
+    for (int i = 0; i < t.n; i++) {
+        Py_DECREF(t.known[i].type);
+        Py_DECREF(t.known[i].channel);
+    }
+    free(items);
+    PyBuffer_Release(&body);
+    return out;
+}

@@ -1,0 +1,154 @@
+"""Ingest's C splitter (rqs._speedups' split.c) against the Python parser it stands in for.
+
+Whatever body it accepts must parse, in Python, to exactly the same events; what it
+declines (None) is parsed by Python, with Python's errors, so declining is safe and
+accepting is checked.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+from bench import workload
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rqs.domain import catalog, events
+from rqs.domain.events import NewEvent
+from rqs.errors import PayloadTooLarge, RqsError, ValidationFailed
+from rqs.speedups import NATIVE
+from tests.support import samples
+
+needs_native = pytest.mark.skipif(NATIVE is None, reason="rqs._speedups is not built")
+
+
+def split(body: bytes) -> list[NewEvent] | None:
+    assert NATIVE is not None
+    return NATIVE.split_responsys(body, NewEvent, catalog.ALIASES, catalog.CHANNEL_BY_TYPE,
+                                  events._channel_of)
+
+
+def in_python(body: bytes) -> list[NewEvent] | RqsError:
+    with patch.object(events, "NATIVE", None):
+        try:
+            return events.parse_batch(body, "application/json", "d", 100_000)
+        except RqsError as exc:
+            return exc
+
+
+def accepted(body: bytes) -> bool:
+    """Asserts that Python parses an accepted body to the same events."""
+    got = split(body)
+    if got is not None:
+        assert got == in_python(body), body
+    return got is not None
+
+
+TEXT = st.text(st.sampled_from(list('ab "\\/\n\t\x00\x1f\x7f é中😀\u2028\ufeff\ud800.-0')),
+               max_size=6)
+SCALARS = st.one_of(TEXT, st.none(), st.booleans(), st.integers(-10**20, 10**20),
+                    st.floats(allow_nan=False, allow_infinity=False))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)), max_leaves=8)
+TYPES = st.one_of(st.sampled_from([t.name for t in catalog.CATALOG] + list(catalog.ALIASES)),
+                  st.sampled_from(["NEW_TYPE", " EMAIL_CLICKED", "EMAIL_CLICKED ", "",
+                                   "\u00a0X", "X\u3000", "é"]),
+                  TEXT, st.none(), st.integers())
+READ = ["channelType", "campaignId", "campaignName", "riid", "customerId", "recipient",
+        "inboundMessage"]
+ITEMS = st.fixed_dictionaries(
+    {"failureType": TYPES},
+    optional={**{k: st.one_of(TEXT, st.none(), SCALARS, VALUES) for k in READ},
+              "optionalData": VALUES, "other": VALUES})
+
+
+@needs_native
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ITEMS, min_size=1, max_size=5), st.booleans(), st.sampled_from([None, 1]))
+def test_what_it_accepts_python_parses_the_same(items: list[dict[str, Any]], ascii: bool,
+                                                indent: int | None) -> None:
+    accepted(json.dumps(items, ensure_ascii=ascii, indent=indent).encode("utf-8",
+                                                                          "surrogatepass"))
+
+
+@needs_native
+def test_realistic_batches_are_taken() -> None:
+    bodies = [json.dumps(samples()).encode(), json.dumps(samples(), indent=2).encode(),
+              json.dumps([e for e in workload.events(300)], ensure_ascii=False).encode(),
+              b' \r\n\t[ {"failureType":"EMAIL_CLICKED"} , {"failureType":"X","b":[1,-2.5e+3]} ] ',
+              '[{"failureType":"SMS_DELIVERY_RECEIPT","channelType":"Sms","recipient":"é"}]'
+              .encode()]
+    assert all(accepted(b) for b in bodies)
+
+
+@needs_native
+def test_type_aliases_and_uncatalogued_channels() -> None:
+    got = split(b'[{"failureType":"SMS_DELIVERY_RECEIPT"},'
+                b'{"failureType":"CUSTOM_THING","channelType":"Sms"},'
+                b'{"failureType":"CUSTOM_THING"},{"failureType":"EMAIL_BOUNCED","channelType":"Sms"}]')
+    assert got is not None
+    assert [(e.type, e.channel) for e in got] == [
+        ("SMS_RECEIPT", "Sms"), ("CUSTOM_THING", "Sms"),
+        ("CUSTOM_THING", catalog.channel_for("CUSTOM_THING", None).value),
+        ("EMAIL_BOUNCED", "Email")]
+
+
+@needs_native
+def test_what_it_leaves_to_python() -> None:
+    def clicked(member: bytes) -> bytes:
+        return b'[{"failureType":"EMAIL_CLICKED",' + member + b"}]"
+
+    declined = [
+        b"[]", b"{}", b'{"failureType":"EMAIL_CLICKED"}', b"[1]", b'["x"]', b"[[]]",
+        b'[{"failureType":"EMAIL_CLICKED"}] x', b'[{"failureType":"EMAIL_CLICKED"},]',
+        b'[{"failureType":"EMAIL_CLICKED"}', b'\x0b[{"failureType":"EMAIL_CLICKED"}]',
+        b'[{"type":"EMAIL_CLICKED","data":{}}]',  # native envelopes
+        b'[{"failureType":"EMAIL_CLICKED"},{"type":"x","data":{}}]',
+        b'[{"failureType":"EMAIL_\\u0043LICKED"}]', b'[{"failure\\u0054ype":"EMAIL_CLICKED"}]',
+        b'[{"failureType":null}]', b'[{"failureType":""}]', b'[{"failureType":" X"}]',
+        b'[{"failureType":"\xc2\xa0X"}]', b'[{"failureType":"EMAIL_CLICKED","failureType":"X"}]',
+        clicked(b'"riid":"a\\"b"'), clicked(b'"riid":5'), clicked(b'"riid":"1","riid":"2"'),
+        clicked(b'"x":"\\ud800"'), clicked(b'"x":"\\ude00\\ud83d"'), clicked(b'"x":"\x01"'),
+        clicked(b'"x":"\xff"'), clicked(b'"x":01'), clicked(b'"x":1.'), clicked(b'"x":-'),
+        clicked(b'"x":1e'), clicked(b'"x":tru'), clicked(b'"x":"\\x"'), clicked(b'"x":"\\u12"'),
+        clicked(b'"x":' + b"[" * 70 + b"]" * 70),
+    ]
+    assert [b for b in declined if split(b) is not None] == []
+
+
+@needs_native
+def test_damaged_batches_are_declined_or_parsed_right() -> None:
+    # Truncations and changed bytes: a walk over raw bytes must never read past the end or
+    # accept what msgspec would refuse.
+    rng = random.Random(7)
+    raw = json.dumps(samples()[:6], ensure_ascii=False).encode()
+    for cut in rng.sample(range(len(raw)), 150):
+        accepted(raw[:cut])
+    for _ in range(600):
+        at = rng.randrange(len(raw))
+        accepted(raw[:at] + bytes([rng.randrange(256)]) + raw[at + 1:])
+
+
+@needs_native
+def test_parse_batch_takes_the_c_path_with_its_limits() -> None:
+    body = json.dumps([{"failureType": "EMAIL_CLICKED", "riid": str(i)} for i in range(5)])
+    with patch.object(events, "_fast_responsys", side_effect=AssertionError("not C")):
+        got = events.parse_batch(body.encode(), "application/json; charset=utf-8", "d", 5)
+        assert [e.riid for e in got] == ["0", "1", "2", "3", "4"]
+        with pytest.raises(PayloadTooLarge, match="the batch has 5 items; the limit is 4"):
+            events.parse_batch(body.encode(), "application/json", "d", 4)
+
+
+@pytest.mark.parametrize("native", [NATIVE, None], ids=["c", "python"])
+@pytest.mark.parametrize("line", [b'[{"failureType":"EMAIL_CLICKED"}]',
+                                  b'[{"failureType":"A"},{"failureType":"B"}]'])
+def test_ndjson_lines_holding_arrays_are_refused(native: object, line: bytes) -> None:
+    # One line is one item, and an array is not an object. (The Python fast path once took
+    # the line for a batch: one item was stored as the array, two failed with a 500.)
+    with patch.object(events, "NATIVE", native), pytest.raises(
+            ValidationFailed, match="item must be a JSON object"):
+        events.parse_batch(line, "application/x-ndjson", "d", 10)
