@@ -3,30 +3,35 @@
     python -m bench.micro                 # both, writes its section of docs/benchmarks.md
     python -m bench.micro --only index    # SQLite: type runs against a per-row type index
     python -m bench.micro --only pg-json  # PostgreSQL: JSON built in SQL against in Python
+    python -m bench.micro --only parse    # ingest parsing: the C splitter against Python
 
 ``index`` writes the same workload batches through the SQLite writer's own job
 (``ingest.append_packed``: one savepoint per batch, four batches a commit, synchronous=FULL)
 into the current schema, and into the same schema with the old ``events_by_type`` index put
 back. ``pg-json`` reads 100,000 events of one type from a scratch database in pages of 5,000,
 once as rows encoded by rqs' native page encoder and once with each event's JSON built by
-PostgreSQL itself.
+PostgreSQL itself. ``parse`` parses the same batches of 1,000 Responsys payloads, sent as a
+JSON array and as NDJSON, with ``rqs._speedups`` and without it (best of five passes).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
+from unittest.mock import patch
 
 import psycopg
 
 from bench import workload
 from bench.common import machine, write_section
 from bench.pg_raw import scratch_database
+from rqs.domain import events as domain_events
 from rqs.domain.events import StoredEvent, parse_batch
 from rqs.settings import Settings
 from rqs.storage.postgres.store import PostgresStorage
@@ -128,10 +133,31 @@ def pg_json_rows(events: int) -> list[str]:
         return rows
 
 
+def parse_rows(events: int) -> list[str]:
+    arrays = workload.batches(events, 1_000)
+    lines = [b"\n".join(json.dumps(e).encode() for e in json.loads(b)) for b in arrays]
+    rows = []
+    for label, bodies, media in [("JSON arrays", arrays, "application/json"),
+                                 ("NDJSON", lines, "application/x-ndjson")]:
+        for variant, native in [("C splitter (rqs._speedups)", domain_events.NATIVE),
+                                ("Python (msgspec)", None)] * 2:
+            best = float("inf")
+            with patch.object(domain_events, "NATIVE", native):
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    for body in bodies:
+                        parse_batch(body, media, "bench", 100_000)
+                    best = min(best, time.perf_counter() - t0)
+            rows.append(f"| ingest parsing, {events:,} Responsys events in {label} of 1,000 | "
+                        f"{variant} | {events / best:,.0f} events/s "
+                        f"({best / events * 1e6:.2f} µs an event) |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--only", choices=["index", "pg-json"])
+    ap.add_argument("--only", choices=["index", "pg-json", "parse"])
     ap.add_argument("--events", type=int, default=300_000)
     ap.add_argument("--no-docs", action="store_true")
     args = ap.parse_args()
@@ -140,6 +166,8 @@ def main() -> None:
         rows += index_rows(args.events)
     if args.only in (None, "pg-json"):
         rows += pg_json_rows(args.events)
+    if args.only in (None, "parse"):
+        rows += parse_rows(args.events)
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     text = "\n".join([
         "## Design measurements (bench/micro.py)",

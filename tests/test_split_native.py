@@ -26,25 +26,26 @@ from tests.support import samples
 needs_native = pytest.mark.skipif(NATIVE is None, reason="rqs._speedups is not built")
 
 
-def split(body: bytes) -> list[NewEvent] | None:
+def split(body: bytes, ndjson: bool = False) -> list[NewEvent] | None:
     assert NATIVE is not None
-    return NATIVE.split_responsys(body, NewEvent, catalog.ALIASES, catalog.CHANNEL_BY_TYPE,
-                                  events._channel_of)
+    return NATIVE.split_responsys(body, ndjson, NewEvent, catalog.ALIASES,
+                                  catalog.CHANNEL_BY_TYPE, events._channel_of)
 
 
-def in_python(body: bytes) -> list[NewEvent] | RqsError:
+def in_python(body: bytes, ndjson: bool = False) -> list[NewEvent] | RqsError:
+    media = "application/x-ndjson" if ndjson else "application/json"
     with patch.object(events, "NATIVE", None):
         try:
-            return events.parse_batch(body, "application/json", "d", 100_000)
+            return events.parse_batch(body, media, "d", 100_000)
         except RqsError as exc:
             return exc
 
 
-def accepted(body: bytes) -> bool:
+def accepted(body: bytes, ndjson: bool = False) -> bool:
     """Asserts that Python parses an accepted body to the same events."""
-    got = split(body)
+    got = split(body, ndjson)
     if got is not None:
-        assert got == in_python(body), body
+        assert got == in_python(body, ndjson), body
     return got is not None
 
 
@@ -76,6 +77,18 @@ def test_what_it_accepts_python_parses_the_same(items: list[dict[str, Any]], asc
 
 
 @needs_native
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(ITEMS, min_size=1, max_size=5), st.booleans(),
+       st.lists(st.sampled_from(["\n", "\r\n", "\n\n", " \n\t", "\x0b\n\x0c"]),
+                min_size=5, max_size=5))
+def test_ndjson_it_accepts_python_parses_the_same(items: list[dict[str, Any]], ascii: bool,
+                                                  ends: list[str]) -> None:
+    lines = [json.dumps(item, ensure_ascii=ascii) + end for item, end in zip(items, ends,
+                                                                            strict=False)]
+    accepted("".join(lines).encode("utf-8", "surrogatepass"), ndjson=True)
+
+
+@needs_native
 def test_realistic_batches_are_taken() -> None:
     bodies = [json.dumps(samples()).encode(), json.dumps(samples(), indent=2).encode(),
               json.dumps([e for e in workload.events(300)], ensure_ascii=False).encode(),
@@ -83,6 +96,10 @@ def test_realistic_batches_are_taken() -> None:
               '[{"failureType":"SMS_DELIVERY_RECEIPT","channelType":"Sms","recipient":"é"}]'
               .encode()]
     assert all(accepted(b) for b in bodies)
+    ndjson = [b"\n".join(json.dumps(p).encode() for p in samples()),
+              b'\r\n {"failureType":"EMAIL_CLICKED"} \r\n\n\x0c{"failureType":"X"}\x0b',
+              b'{"failureType":"EMAIL_CLICKED",\r"riid":"1"}']
+    assert all(accepted(b, ndjson=True) for b in ndjson)
 
 
 @needs_native
@@ -118,6 +135,13 @@ def test_what_it_leaves_to_python() -> None:
         clicked(b'"x":' + b"[" * 70 + b"]" * 70),
     ]
     assert [b for b in declined if split(b) is not None] == []
+    ndjson_declined = [
+        b"", b"\n \n", b'[{"failureType":"EMAIL_CLICKED"}]', b'"x"',
+        b'{"failureType":"EMAIL_CLICKED"}{"failureType":"EMAIL_CLICKED"}',
+        b'{"failureType":"EMAIL_CLICKED"} x', b'{"failureType":"EMAIL_CLICKED",\n"riid":"1"}',
+        b'{"failureType":"EMAIL_CLICKED"}\n{"type":"x","data":{}}', b'{"failureType":"E\xff"}',
+    ]
+    assert [b for b in ndjson_declined if split(b, ndjson=True) is not None] == []
 
 
 @needs_native
@@ -131,6 +155,13 @@ def test_damaged_batches_are_declined_or_parsed_right() -> None:
     for _ in range(600):
         at = rng.randrange(len(raw))
         accepted(raw[:at] + bytes([rng.randrange(256)]) + raw[at + 1:])
+    lines = b"\n".join(json.dumps(p, ensure_ascii=False).encode() for p in samples()[:6])
+    for cut in rng.sample(range(len(lines)), 150):
+        accepted(lines[:cut], ndjson=True)
+    for _ in range(600):
+        at = rng.randrange(len(lines))
+        accepted(lines[:at] + bytes([rng.choice(b'\n{}[]",: \\x')]) + lines[at + 1:],
+                 ndjson=True)
 
 
 @needs_native

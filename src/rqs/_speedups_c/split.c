@@ -1,11 +1,12 @@
 /*
- * Ingest's fast path: a JSON array of Responsys callback payloads, validated and split in
- * one pass over the bytes (without the GIL), each item then becoming a NewEvent. For the
- * batches it accepts it gives what rqs.domain.events.parse_batch gives (split_body, then
- * _fast_responsys), which took two msgspec passes over the body and an object per field.
+ * Ingest's fast path: a JSON array, or NDJSON, of Responsys callback payloads, validated
+ * and split in one pass over the bytes (without the GIL), each item then becoming a
+ * NewEvent. For the batches it accepts it gives what rqs.domain.events.parse_batch gives
+ * (split_body, then _fast_responsys or an item at a time), which took two msgspec passes
+ * over the body and an object per field.
  *
  * It declines (None), and the Python path answers with its own result or errors, for
- * anything it cannot vouch for: invalid JSON, an empty array, an item that is not an
+ * anything it cannot vouch for: invalid JSON, an empty batch, an item that is not an
  * object, escapes in an item's member names or in the fields it reads, lone surrogates
  * escaped anywhere, a field it reads that is neither a string nor null or that appears
  * twice, a failureType that is missing, empty, or starts or ends with a space or a
@@ -259,26 +260,31 @@ static const char *item_end(Walk *w, const char *p, Item *it) {
     return plain_type(it->field[F_TYPE]) ? p : NULL;
 }
 
-/* The whole body: `[` items `]`, JSON whitespace around. Returns the item count (> 0) with
- * *out a malloc'd array, 0 to decline, -1 when memory ran out. */
-static Py_ssize_t split_items(const char *body, size_t n, Item **out) {
+/* Room for one more item; 0, or -1 when memory ran out (the items are freed). */
+static int room(Item **items, Py_ssize_t count, Py_ssize_t *cap) {
+    if (count < *cap) return 0;
+    *cap = *cap ? *cap * 2 : 256;
+    Item *grown = realloc(*items, (size_t)*cap * sizeof **items);
+    if (grown == NULL) {
+        free(*items);
+        *items = NULL;
+        return -1;
+    }
+    *items = grown;
+    return 0;
+}
+
+/* `[` items `]`, JSON whitespace around. Returns the item count (> 0) with *out a malloc'd
+ * array, 0 to decline, -1 when memory ran out. */
+static Py_ssize_t array_items(const char *body, size_t n, Item **out) {
     Walk w = {body + n, 0};
     const char *p = skip_ws(body, w.end);
-    *out = NULL;
-    if (p >= w.end || *p != '[') return 0;
-    p = skip_ws(p + 1, w.end);
     Py_ssize_t count = 0, cap = 0;
     Item *items = NULL;
+    if (p >= w.end || *p != '[') return 0;
+    p = skip_ws(p + 1, w.end);
     for (;;) {
-        if (count == cap) {
-            cap = cap ? cap * 2 : 256;
-            Item *grown = realloc(items, (size_t)cap * sizeof *items);
-            if (grown == NULL) {
-                free(items);
-                return -1;
-            }
-            items = grown;
-        }
+        if (room(&items, count, &cap) < 0) return -1;
         if ((p = item_end(&w, p, &items[count])) == NULL) break;
         count++;
         int more = next_member(&w, &p, ']');
@@ -293,6 +299,37 @@ static Py_ssize_t split_items(const char *body, size_t n, Item **out) {
         return 0;
     }
     *out = items;
+    return count;
+}
+
+/* What Python's bytes.strip() removes. */
+static int py_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\x0b' || c == '\x0c';
+}
+
+/* NDJSON: an object on each line, blank lines skipped; an item's bytes are its line
+ * stripped, as rqs.domain.events._split_ndjson takes them. Returns as array_items. */
+static Py_ssize_t ndjson_items(const char *body, size_t n, Item **out) {
+    const char *p = body, *end = body + n;
+    Py_ssize_t count = 0, cap = 0;
+    Item *items = NULL;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *a = p, *b = nl ? nl : end;
+        p = nl ? nl + 1 : end;
+        while (a < b && py_space(*a)) a++;
+        while (b > a && py_space(b[-1])) b--;
+        if (a == b) continue;
+        if (room(&items, count, &cap) < 0) return -1;
+        Walk w = {b, 0}; /* the object must end where its line does */
+        if (item_end(&w, a, &items[count]) != b) {
+            free(items);
+            return 0;
+        }
+        count++;
+    }
+    if (count == 0) free(items);
+    *out = count ? items : NULL;
     return count;
 }
 
@@ -379,9 +416,10 @@ done:
 }
 
 const char rqs_split_responsys_doc[] =
-    "split_responsys(body, new_event, aliases, channels, channel_of, /)\n\n"
-    "A JSON array of Responsys payloads as a list of new_event(type, channel, payload, None,\n"
-    "None, campaignId, campaignName, riid, customerId, recipient, inboundMessage), or None\n"
+    "split_responsys(body, ndjson, new_event, aliases, channels, channel_of, /)\n\n"
+    "A JSON array (or NDJSON) of Responsys payloads as a list of new_event(type, channel,\n"
+    "payload, None, None, campaignId, campaignName, riid, customerId, recipient,\n"
+    "inboundMessage), or None\n"
     "to decline. aliases maps given to canonical type names, channels canonical names to\n"
     "channels; channel_of(type, channelType) gives the channel of an uncatalogued type.";
 
@@ -390,13 +428,15 @@ PyObject *rqs_split_responsys(PyObject *self, PyObject *args) {
     Py_buffer body;
     Types t = {.n = 0};
     PyObject *cls;
-    if (!PyArg_ParseTuple(args, "y*OO!O!O", &body, &cls, &PyDict_Type, &t.aliases,
+    int ndjson;
+    if (!PyArg_ParseTuple(args, "y*pOO!O!O", &body, &ndjson, &cls, &PyDict_Type, &t.aliases,
                           &PyDict_Type, &t.channels, &t.channel_of))
         return NULL;
-    Item *items;
+    Item *items = NULL;
     Py_ssize_t count;
     Py_BEGIN_ALLOW_THREADS
-    count = split_items(body.buf, (size_t)body.len, &items);
+    count = ndjson ? ndjson_items(body.buf, (size_t)body.len, &items)
+                   : array_items(body.buf, (size_t)body.len, &items);
     Py_END_ALLOW_THREADS
     PyObject *out = NULL;
     if (count < 0) {
