@@ -26,9 +26,10 @@ from tests.support import samples
 needs_native = pytest.mark.skipif(NATIVE is None, reason="rqs._speedups is not built")
 
 
-def split(body: bytes, ndjson: bool = False) -> list[NewEvent] | None:
+def split(body: bytes, ndjson: bool = False, max_items: int = 100_000
+          ) -> list[NewEvent] | None:
     assert NATIVE is not None
-    return NATIVE.split_responsys(body, ndjson, NewEvent, catalog.ALIASES,
+    return NATIVE.split_responsys(body, ndjson, max_items, NewEvent, catalog.ALIASES,
                                   catalog.CHANNEL_BY_TYPE, events._channel_of)
 
 
@@ -64,6 +65,7 @@ READ = ["channelType", "campaignId", "campaignName", "riid", "customerId", "reci
 ITEMS = st.fixed_dictionaries(
     {"failureType": TYPES},
     optional={**{k: st.one_of(TEXT, st.none(), SCALARS, VALUES) for k in READ},
+              **{k: VALUES for k in ["type", "id", "occurred_at", "domain", "data"]},
               "optionalData": VALUES, "other": VALUES})
 
 
@@ -140,6 +142,12 @@ def test_what_it_leaves_to_python() -> None:
         b'{"failureType":"EMAIL_CLICKED"}{"failureType":"EMAIL_CLICKED"}',
         b'{"failureType":"EMAIL_CLICKED"} x', b'{"failureType":"EMAIL_CLICKED",\n"riid":"1"}',
         b'{"failureType":"EMAIL_CLICKED"}\n{"type":"x","data":{}}', b'{"failureType":"E\xff"}',
+        # numbers Python cannot hold, where the NDJSON path decodes a native envelope's
+        # members into objects (found in review)
+        b'{"failureType":"EMAIL_CLICKED","id":1e400}',
+        b'{"failureType":"EMAIL_CLICKED","type":[1e309]}',
+        b'{"failureType":"EMAIL_CLICKED","occurred_at":{"a":-1e400}}',
+        b'{"failureType":"EMAIL_CLICKED","domain":' + b"9" * 4301 + b"}",
     ]
     assert [b for b in ndjson_declined if split(b, ndjson=True) is not None] == []
 
@@ -162,6 +170,27 @@ def test_damaged_batches_are_declined_or_parsed_right() -> None:
         at = rng.randrange(len(lines))
         accepted(lines[:at] + bytes([rng.choice(b'\n{}[]",: \\x')]) + lines[at + 1:],
                  ndjson=True)
+
+
+@needs_native
+def test_more_items_than_allowed_are_left_to_python() -> None:
+    # Python counts them and says how many; C stops walking at the limit.
+    body = b"[" + b",".join([b'{"failureType":"EMAIL_CLICKED"}'] * 3) + b"]"
+    assert split(body, max_items=2) is None
+    assert split(body.strip(b"[]").replace(b",", b"\n"), ndjson=True, max_items=2) is None
+    got = split(body, max_items=3)
+    assert got is not None and len(got) == 3
+
+
+@needs_native
+def test_arguments_are_checked() -> None:
+    assert NATIVE is not None
+    with pytest.raises(TypeError):  # read without the GIL: only immutable bytes
+        NATIVE.split_responsys(bytearray(b'[{"failureType":"X"}]'), False, 10,  # type: ignore[arg-type]
+                               NewEvent, {}, {}, events._channel_of)
+    with pytest.raises(TypeError, match="channel_of returned int, not str"):
+        NATIVE.split_responsys(b'[{"failureType":"X"}]', False, 10, NewEvent, {}, {},
+                               lambda t, d: 5)  # type: ignore[arg-type,return-value]
 
 
 @needs_native

@@ -10,8 +10,10 @@
  * object, escapes in an item's member names or in the fields it reads, lone surrogates
  * escaped anywhere, a field it reads that is neither a string nor null or that appears
  * twice, a failureType that is missing, empty, or starts or ends with a space or a
- * non-ASCII character (Python's strip() decides those), nesting deeper than MAX_DEPTH.
- * It is never less strict than msgspec: a body it accepts, msgspec accepts.
+ * non-ASCII character (Python's strip() decides those), a native envelope's `type`, `id`,
+ * `occurred_at` or `domain` that is a number or structured (the NDJSON path builds those),
+ * nesting deeper than MAX_DEPTH, more items than allowed (Python counts and refuses them).
+ * It is never less strict than the Python path: a body it accepts, Python accepts.
  */
 #include "speedups.h"
 #include "json.h"
@@ -79,11 +81,7 @@ static const char *string_end(const Walk *w, const char *p, int *escaped) {
             q += 6;
             continue;
         }
-        if (ch < 0x80) {
-            q++;
-            continue;
-        }
-        int n = utf8_len(q, end);
+        int n = utf8_len(q, end); /* string_special stopped here: non-ASCII */
         if (n == 0) return NULL;
         q += n;
     }
@@ -211,6 +209,20 @@ static int field_of(const char *name, size_t n) {
     return -1;
 }
 
+/* A native envelope's member besides `data`. The NDJSON path decodes an item's `type`,
+ * `id`, `occurred_at` and `domain` into Python objects even when it has a failureType, so
+ * a number there that Python cannot hold (1e400, an integer past Python's digit limit)
+ * fails it; this walk does not build numbers, so it declines any but plain scalars. */
+static int envelope_key(const char *name, size_t n) {
+    static const struct {
+        const char *name;
+        size_t len;
+    } keys[] = {{"type", 4}, {"id", 2}, {"occurred_at", 11}, {"domain", 6}};
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (keys[k].len == n && memcmp(keys[k].name, name, n) == 0) return 1;
+    return 0;
+}
+
 /* Python's `not ft or ft != ft.strip()`, decided on the bytes or declined. */
 static int plain_type(Slice ft) {
     if (ft.start == NULL || ft.len == 0) return 0;
@@ -231,12 +243,16 @@ static const char *item_end(Walk *w, const char *p, Item *it) {
         p++;
     } else {
         for (;;) {
-            const char *close;
+            const char *close, *key = p;
             int escaped = 0;
-            const char *name = p + 1;
             if ((p = member_value(w, p, &close, &escaped)) == NULL || escaped) return NULL;
-            int k = field_of(name, (size_t)(close - name));
+            const char *name = key + 1; /* member_value found the quote at key */
+            size_t name_len = (size_t)(close - name);
+            int k = field_of(name, name_len);
             if (k < 0) {
+                if (envelope_key(name, name_len) && *p != '"' && *p != 't' && *p != 'f' &&
+                    *p != 'n')
+                    return NULL;
                 if ((p = value_end(w, p)) == NULL) return NULL;
             } else {
                 if (seen & (1u << k)) return NULL; /* msgspec keeps the last; decline */
@@ -274,9 +290,9 @@ static int room(Item **items, Py_ssize_t count, Py_ssize_t *cap) {
     return 0;
 }
 
-/* `[` items `]`, JSON whitespace around. Returns the item count (> 0) with *out a malloc'd
- * array, 0 to decline, -1 when memory ran out. */
-static Py_ssize_t array_items(const char *body, size_t n, Item **out) {
+/* `[` items `]`, JSON whitespace around. Returns the item count (> 0, at most `most`) with
+ * *out a malloc'd array, 0 to decline, -1 when memory ran out. */
+static Py_ssize_t array_items(const char *body, size_t n, Py_ssize_t most, Item **out) {
     Walk w = {body + n, 0};
     const char *p = skip_ws(body, w.end);
     Py_ssize_t count = 0, cap = 0;
@@ -284,6 +300,10 @@ static Py_ssize_t array_items(const char *body, size_t n, Item **out) {
     if (p >= w.end || *p != '[') return 0;
     p = skip_ws(p + 1, w.end);
     for (;;) {
+        if (count == most) { /* over the limit: Python counts them and says so */
+            p = NULL;
+            break;
+        }
         if (room(&items, count, &cap) < 0) return -1;
         if ((p = item_end(&w, p, &items[count])) == NULL) break;
         count++;
@@ -309,7 +329,7 @@ static int py_space(char c) {
 
 /* NDJSON: an object on each line, blank lines skipped; an item's bytes are its line
  * stripped, as rqs.domain.events._split_ndjson takes them. Returns as array_items. */
-static Py_ssize_t ndjson_items(const char *body, size_t n, Item **out) {
+static Py_ssize_t ndjson_items(const char *body, size_t n, Py_ssize_t most, Item **out) {
     const char *p = body, *end = body + n;
     Py_ssize_t count = 0, cap = 0;
     Item *items = NULL;
@@ -320,6 +340,10 @@ static Py_ssize_t ndjson_items(const char *body, size_t n, Item **out) {
         while (a < b && py_space(*a)) a++;
         while (b > a && py_space(b[-1])) b--;
         if (a == b) continue;
+        if (count == most) {
+            free(items);
+            return 0;
+        }
         if (room(&items, count, &cap) < 0) return -1;
         Walk w = {b, 0}; /* the object must end where its line does */
         if (item_end(&w, a, &items[count]) != b) {
@@ -387,6 +411,11 @@ static int resolve(Types *t, const Item *it, PyObject **type, PyObject **channel
     }
     *channel = PyObject_CallFunctionObjArgs(t->channel_of, *type, declared, NULL);
     Py_DECREF(declared);
+    if (*channel != NULL && !PyUnicode_Check(*channel)) {
+        PyErr_Format(PyExc_TypeError, "channel_of returned %.50s, not str",
+                     Py_TYPE(*channel)->tp_name);
+        Py_CLEAR(*channel);
+    }
     if (*channel == NULL) {
         Py_DECREF(*type);
         return -1;
@@ -416,27 +445,31 @@ done:
 }
 
 const char rqs_split_responsys_doc[] =
-    "split_responsys(body, ndjson, new_event, aliases, channels, channel_of, /)\n\n"
+    "split_responsys(body, ndjson, max_items, new_event, aliases, channels, channel_of, /)\n\n"
     "A JSON array (or NDJSON) of Responsys payloads as a list of new_event(type, channel,\n"
     "payload, None, None, campaignId, campaignName, riid, customerId, recipient,\n"
     "inboundMessage), or None\n"
-    "to decline. aliases maps given to canonical type names, channels canonical names to\n"
-    "channels; channel_of(type, channelType) gives the channel of an uncatalogued type.";
+    "to decline (also past max_items). aliases maps given to canonical type names, channels\n"
+    "canonical names to channels; channel_of(type, channelType) gives the channel of an\n"
+    "uncatalogued type.";
 
 PyObject *rqs_split_responsys(PyObject *self, PyObject *args) {
     (void)self;
-    Py_buffer body;
+    PyObject *body; /* bytes, not any buffer: it is read without the GIL, and must not change */
     Types t = {.n = 0};
     PyObject *cls;
     int ndjson;
-    if (!PyArg_ParseTuple(args, "y*pOO!O!O", &body, &ndjson, &cls, &PyDict_Type, &t.aliases,
-                          &PyDict_Type, &t.channels, &t.channel_of))
+    Py_ssize_t most;
+    if (!PyArg_ParseTuple(args, "SpnOO!O!O", &body, &ndjson, &most, &cls, &PyDict_Type,
+                          &t.aliases, &PyDict_Type, &t.channels, &t.channel_of))
         return NULL;
+    const char *data = PyBytes_AS_STRING(body);
+    size_t size = (size_t)PyBytes_GET_SIZE(body);
     Item *items = NULL;
     Py_ssize_t count;
     Py_BEGIN_ALLOW_THREADS
-    count = ndjson ? ndjson_items(body.buf, (size_t)body.len, &items)
-                   : array_items(body.buf, (size_t)body.len, &items);
+    count = ndjson ? ndjson_items(data, size, most, &items)
+                   : array_items(data, size, most, &items);
     Py_END_ALLOW_THREADS
     PyObject *out = NULL;
     if (count < 0) {
@@ -461,6 +494,5 @@ done:
         Py_DECREF(t.known[i].channel);
     }
     free(items);
-    PyBuffer_Release(&body);
     return out;
 }

@@ -16,11 +16,7 @@ static const char *scan_string(const Ctx *c, const char *p) {
         unsigned ch = *q;
         if (ch == '"') return (const char *)q;
         if (ch == '\\' || ch < 0x20) return NULL;
-        if (ch < 0x80) {
-            q++;
-            continue;
-        }
-        int n = utf8_len(q, end);
+        int n = utf8_len(q, end); /* string_special stopped here: non-ASCII */
         if (n == 0) return NULL;
         if (c->xml && n == 3 && ch == 0xEF && q[1] == 0xBF && q[2] >= 0xBE) return NULL;
         q += n;

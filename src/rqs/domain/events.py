@@ -346,10 +346,9 @@ def parse_batch(
     ndjson = _is_ndjson(content_type)
     array = not ndjson and body.lstrip()[:1] == b"["
     if (array or ndjson) and NATIVE is not None:
-        fast = NATIVE.split_responsys(body, ndjson, NewEvent, catalog.ALIASES,
+        fast = NATIVE.split_responsys(body, ndjson, max_items, NewEvent, catalog.ALIASES,
                                       catalog.CHANNEL_BY_TYPE, _channel_of)
         if fast is not None:
-            _check_count(len(fast), max_items)
             return fast
     raws = split_body(body, content_type)
     if not raws:
