@@ -20,6 +20,7 @@ from rqs.domain import flatten
 from rqs.domain.events import NewEvent, StoredEvent
 from rqs.speedups import NATIVE, Native
 from rqs.web import mapp_render, render
+from tests.json_strategies import json_values
 from tests.support import samples
 
 render_pairs = NATIVE.render_pairs if NATIVE else None
@@ -55,12 +56,8 @@ def check(payloads: list[bytes]) -> list[bool]:
 
 
 # Text that exercises the escaping rules of both formats and UTF-8 of every length.
-TEXT = st.text(st.sampled_from(list('ab &<>"\\/\n\t\r\x00\x1f\x7f é中😀\u2028\ufffe\uffff.-0')),
-               max_size=8)
-SCALARS = st.one_of(TEXT, st.none(), st.booleans(), st.integers(-10**20, 10**20),
-                    st.floats(allow_nan=False, allow_infinity=False))
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
+TEXT, SCALARS, VALUES = json_values(
+    'ab &<>"\\/\n\t\r\x00\x1f\x7f é中😀\u2028\ufffe\uffff.-0', 8, 4, 12)
 PROP = st.one_of(st.fixed_dictionaries({"name": TEXT, "value": VALUES}),
                  st.fixed_dictionaries({"value": VALUES, "name": VALUES, "x": VALUES}),
                  VALUES)

@@ -21,6 +21,7 @@ from rqs.domain import catalog, events
 from rqs.domain.events import NewEvent
 from rqs.errors import PayloadTooLarge, RqsError, ValidationFailed
 from rqs.speedups import NATIVE
+from tests.json_strategies import json_values
 from tests.support import samples
 
 needs_native = pytest.mark.skipif(NATIVE is None, reason="rqs._speedups is not built")
@@ -50,12 +51,7 @@ def accepted(body: bytes, ndjson: bool = False) -> bool:
     return got is not None
 
 
-TEXT = st.text(st.sampled_from(list('ab "\\/\n\t\x00\x1f\x7f é中😀\u2028\ufeff\ud800.-0')),
-               max_size=6)
-SCALARS = st.one_of(TEXT, st.none(), st.booleans(), st.integers(-10**20, 10**20),
-                    st.floats(allow_nan=False, allow_infinity=False))
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)), max_leaves=8)
+TEXT, SCALARS, VALUES = json_values('ab "\\/\n\t\x00\x1f\x7f é中😀\u2028\ufeff\ud800.-0', 6, 3, 8)
 TYPES = st.one_of(st.sampled_from([t.name for t in catalog.CATALOG] + list(catalog.ALIASES)),
                   st.sampled_from(["NEW_TYPE", " EMAIL_CLICKED", "EMAIL_CLICKED ", "",
                                    "\u00a0X", "X\u3000", "é"]),

@@ -16,6 +16,21 @@ static inline const char *skip_ws(const char *p, const char *end) {
     return p;
 }
 
+/* After a member or an element: 1 and past the comma if another follows, 0 and past
+ * `close` if not; -1 for anything else. */
+static inline int next_item(const char **pp, const char *end, char close) {
+    const char *p = skip_ws(*pp, end);
+    if (p < end && *p == ',') {
+        *pp = skip_ws(p + 1, end);
+        return 1;
+    }
+    if (p < end && *p == close) {
+        *pp = p + 1;
+        return 0;
+    }
+    return -1;
+}
+
 /* Length of the valid UTF-8 sequence at p (no overlongs, no surrogates), 0 if invalid. */
 static inline int utf8_len(const unsigned char *p, const unsigned char *end) {
     unsigned c = p[0];

@@ -124,21 +124,6 @@ static const char *literal_end(const Walk *w, const char *p, const char *word, s
 
 static const char *value_end(Walk *w, const char *p);
 
-/* After a member or element: 1 and past the comma if another follows, 0 and past `close`
- * if not; -1 for anything else. */
-static int next_member(const Walk *w, const char **pp, char close) {
-    const char *p = skip_ws(*pp, w->end);
-    if (p < w->end && *p == ',') {
-        *pp = skip_ws(p + 1, w->end);
-        return 1;
-    }
-    if (p < w->end && *p == close) {
-        *pp = p + 1;
-        return 0;
-    }
-    return -1;
-}
-
 /* The member name at p (its closing quote in *close); NULL if it is not one. */
 static const char *member_value(const Walk *w, const char *p, const char **close, int *escaped) {
     if (p >= w->end || *p != '"' || (*close = string_end(w, p, escaped)) == NULL) return NULL;
@@ -160,7 +145,7 @@ static const char *object_end(Walk *w, const char *p) {
         int escaped = 0;
         if ((p = member_value(w, p, &close, &escaped)) == NULL) return NULL;
         if ((p = value_end(w, p)) == NULL) return NULL;
-        int more = next_member(w, &p, '}');
+        int more = next_item(&p, w->end, '}');
         if (more < 0) return NULL;
         if (!more) break;
     }
@@ -177,7 +162,7 @@ static const char *array_end(Walk *w, const char *p) {
     }
     for (;;) {
         if ((p = value_end(w, p)) == NULL) return NULL;
-        int more = next_member(w, &p, ']');
+        int more = next_item(&p, w->end, ']');
         if (more < 0) return NULL;
         if (!more) break;
     }
@@ -267,7 +252,7 @@ static const char *item_end(Walk *w, const char *p, Item *it) {
                     return NULL;
                 }
             }
-            int more = next_member(w, &p, '}');
+            int more = next_item(&p, w->end, '}');
             if (more < 0) return NULL;
             if (!more) break;
         }
@@ -307,7 +292,7 @@ static Py_ssize_t array_items(const char *body, size_t n, Py_ssize_t most, Item 
         if (room(&items, count, &cap) < 0) return -1;
         if ((p = item_end(&w, p, &items[count])) == NULL) break;
         count++;
-        int more = next_member(&w, &p, ']');
+        int more = next_item(&p, w.end, ']');
         if (more < 0) {
             p = NULL;
             break;

@@ -109,21 +109,6 @@ static int member_key(Ctx *c, int base, const char *key, size_t n) {
     return OK;
 }
 
-/* After an item of an object or array: 1 (and past the comma) if another follows, 0 (and
- * past the closing bracket) if not, -1 for anything else. */
-static int after_item(const Ctx *c, const char **pp, char close) {
-    const char *p = skip_ws(*pp, c->end);
-    if (p < c->end && *p == ',') {
-        *pp = skip_ws(p + 1, c->end);
-        return 1;
-    }
-    if (p < c->end && *p == close) {
-        *pp = p + 1;
-        return 0;
-    }
-    return -1;
-}
-
 /* Members of the object at *pp, each handed to `each` with its key; leaves *pp after it. */
 typedef int (*MemberFn)(Ctx *c, const char *key, size_t n, const char **pp, void *arg);
 
@@ -146,7 +131,7 @@ static int members(Ctx *c, const char **pp, MemberFn each, void *arg) {
             p = skip_ws(p + 1, c->end);
             if (p >= c->end) return DECLINE; /* callbacks may look at the value's first byte */
             TRY(each(c, key, n, &p, arg));
-            int more = after_item(c, &p, '}');
+            int more = next_item(&p, c->end, '}');
             if (more < 0) return DECLINE;
             if (!more) break;
         }
@@ -181,7 +166,7 @@ static int array(Ctx *c, const char **pp) {
             TRY(rc);
             TRY(value(c, &p));
             c->name.len = old;
-            int more = after_item(c, &p, ']');
+            int more = next_item(&p, c->end, ']');
             if (more < 0) return DECLINE;
             if (!more) break;
         }
@@ -374,7 +359,7 @@ static int props_prop(Ctx *c, const char **pp) {
         where[sizeof PROP - 1] = '.';
         int len = (int)sizeof PROP + digits_of(i, where + sizeof PROP);
         TRY(prop_item(c, &p, where, (size_t)len));
-        int more = after_item(c, &p, ']');
+        int more = next_item(&p, c->end, ']');
         if (more < 0) return DECLINE;
         if (!more) {
             *pp = p;
