@@ -206,5 +206,5 @@ def test_ndjson_lines_holding_arrays_are_refused(native: object, line: bytes) ->
     # One line is one item, and an array is not an object. (The Python fast path once took
     # the line for a batch: one item was stored as the array, two failed with a 500.)
     with patch.object(events, "NATIVE", native), pytest.raises(
-            ValidationFailed, match="item must be a JSON object"):
+            ValidationFailed, match=r"\(first: item 0, item must be a JSON object"):
         events.parse_batch(line, "application/x-ndjson", "d", 10)

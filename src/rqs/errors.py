@@ -70,7 +70,10 @@ class ValidationFailed(InvalidRequest):
     def __init__(self, problems: list[Problem]) -> None:
         count = len(problems)
         first = problems[0] if problems else None
-        where = f" (first: item {first.item}, {first.field}: {first.message})" if first else ""
+        where = ""
+        if first is not None:  # a problem with the item as a whole names no field
+            field = f"{first.field}: " if first.field is not None else ""
+            where = f" (first: item {first.item}, {field}{first.message})"
         super().__init__(f"{count} problem(s) in the request; nothing was stored{where}")
         self.problems = problems
 

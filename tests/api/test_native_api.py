@@ -45,6 +45,7 @@ def test_invalid_batch_lists_every_problem_and_stores_nothing(server: Server) ->
     assert body["error"] == "validation_failed"
     where = {(p["item"], p["field"]) for p in body["problems"]}
     assert where == {(1, "data"), (2, None), (3, "occurred_at")}
+    assert "(first: item 1, data: missing: the envelope needs a data object)" in body["message"]
     assert c.get("/v1/stats").json()["retained"] == 0
 
 
