@@ -18,15 +18,22 @@
 #include "speedups.h"
 #include "json.h"
 
+/* The members an item's walk looks at: the fields it reads, then a native envelope's
+ * members besides `data`. The NDJSON path decodes an item's `type`, `id`, `occurred_at`
+ * and `domain` into Python objects even when it has a failureType, so a number there that
+ * Python cannot hold (1e400, an integer past Python's digit limit) fails it; this walk
+ * does not build numbers, so it declines any but plain scalars there. */
 enum { F_TYPE, F_CHANNEL, F_CAMPAIGN_ID, F_CAMPAIGN_NAME, F_RIID, F_CUSTOMER_ID,
-       F_RECIPIENT, F_MESSAGE, NFIELDS };
+       F_RECIPIENT, F_MESSAGE, NFIELDS, E_TYPE = NFIELDS, E_ID, E_OCCURRED_AT, E_DOMAIN,
+       NMEMBERS };
 
 static const struct {
     const char *name;
     size_t len;
-} FIELDS[NFIELDS] = {
+} MEMBERS[NMEMBERS] = {
     {"failureType", 11}, {"channelType", 11}, {"campaignId", 10}, {"campaignName", 12},
     {"riid", 4},         {"customerId", 10},  {"recipient", 9},   {"inboundMessage", 14},
+    {"type", 4},         {"id", 2},           {"occurred_at", 11}, {"domain", 6},
 };
 
 typedef struct {
@@ -133,36 +140,21 @@ static const char *member_value(const Walk *w, const char *p, const char **close
     return p < w->end ? p : NULL;
 }
 
-static const char *object_end(Walk *w, const char *p) {
+/* An object (close '}') or array (close ']') at p; returns the byte after it, or NULL. */
+static const char *container_end(Walk *w, const char *p, char close) {
     if (++w->depth > MAX_DEPTH) return NULL;
     p = skip_ws(p + 1, w->end);
-    if (p < w->end && *p == '}') {
+    if (p < w->end && *p == close) {
         w->depth--;
         return p + 1;
     }
     for (;;) {
-        const char *close;
+        const char *name_close;
         int escaped = 0;
-        if ((p = member_value(w, p, &close, &escaped)) == NULL) return NULL;
+        if (close == '}' && (p = member_value(w, p, &name_close, &escaped)) == NULL)
+            return NULL;
         if ((p = value_end(w, p)) == NULL) return NULL;
-        int more = next_item(&p, w->end, '}');
-        if (more < 0) return NULL;
-        if (!more) break;
-    }
-    w->depth--;
-    return p;
-}
-
-static const char *array_end(Walk *w, const char *p) {
-    if (++w->depth > MAX_DEPTH) return NULL;
-    p = skip_ws(p + 1, w->end);
-    if (p < w->end && *p == ']') {
-        w->depth--;
-        return p + 1;
-    }
-    for (;;) {
-        if ((p = value_end(w, p)) == NULL) return NULL;
-        int more = next_item(&p, w->end, ']');
+        int more = next_item(&p, w->end, close);
         if (more < 0) return NULL;
         if (!more) break;
     }
@@ -175,8 +167,8 @@ static const char *value_end(Walk *w, const char *p) {
     int escaped = 0;
     if (p >= w->end) return NULL;
     switch (*p) {
-    case '{': return object_end(w, p);
-    case '[': return array_end(w, p);
+    case '{': return container_end(w, p, '}');
+    case '[': return container_end(w, p, ']');
     case '"': {
         const char *close = string_end(w, p, &escaped);
         return close ? close + 1 : NULL;
@@ -188,24 +180,11 @@ static const char *value_end(Walk *w, const char *p) {
     }
 }
 
-static int field_of(const char *name, size_t n) {
-    for (int k = 0; k < NFIELDS; k++)
-        if (FIELDS[k].len == n && memcmp(FIELDS[k].name, name, n) == 0) return k;
+/* The index of a member in MEMBERS, or -1. */
+static int member_of(const char *name, size_t n) {
+    for (int k = 0; k < NMEMBERS; k++)
+        if (MEMBERS[k].len == n && memcmp(MEMBERS[k].name, name, n) == 0) return k;
     return -1;
-}
-
-/* A native envelope's member besides `data`. The NDJSON path decodes an item's `type`,
- * `id`, `occurred_at` and `domain` into Python objects even when it has a failureType, so
- * a number there that Python cannot hold (1e400, an integer past Python's digit limit)
- * fails it; this walk does not build numbers, so it declines any but plain scalars. */
-static int envelope_key(const char *name, size_t n) {
-    static const struct {
-        const char *name;
-        size_t len;
-    } keys[] = {{"type", 4}, {"id", 2}, {"occurred_at", 11}, {"domain", 6}};
-    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
-        if (keys[k].len == n && memcmp(keys[k].name, name, n) == 0) return 1;
-    return 0;
 }
 
 /* Python's `not ft or ft != ft.strip()`, decided on the bytes or declined. */
@@ -232,11 +211,9 @@ static const char *item_end(Walk *w, const char *p, Item *it) {
             int escaped = 0;
             if ((p = member_value(w, p, &close, &escaped)) == NULL || escaped) return NULL;
             const char *name = key + 1; /* member_value found the quote at key */
-            size_t name_len = (size_t)(close - name);
-            int k = field_of(name, name_len);
-            if (k < 0) {
-                if (envelope_key(name, name_len) && *p != '"' && *p != 't' && *p != 'f' &&
-                    *p != 'n')
+            int k = member_of(name, (size_t)(close - name));
+            if (k < 0 || k >= NFIELDS) { /* not read: walked over (if plain, for E_*) */
+                if (k >= NFIELDS && *p != '"' && *p != 't' && *p != 'f' && *p != 'n')
                     return NULL;
                 if ((p = value_end(w, p)) == NULL) return NULL;
             } else {
@@ -337,8 +314,7 @@ static Py_ssize_t ndjson_items(const char *body, size_t n, Py_ssize_t most, Item
         }
         count++;
     }
-    if (count == 0) free(items);
-    *out = count ? items : NULL;
+    *out = items; /* NULL when there was no item: it is allocated for one */
     return count;
 }
 
@@ -433,10 +409,9 @@ const char rqs_split_responsys_doc[] =
     "split_responsys(body, ndjson, max_items, new_event, aliases, channels, channel_of, /)\n\n"
     "A JSON array (or NDJSON) of Responsys payloads as a list of new_event(type, channel,\n"
     "payload, None, None, campaignId, campaignName, riid, customerId, recipient,\n"
-    "inboundMessage), or None\n"
-    "to decline (also past max_items). aliases maps given to canonical type names, channels\n"
-    "canonical names to channels; channel_of(type, channelType) gives the channel of an\n"
-    "uncatalogued type.";
+    "inboundMessage), or None to decline (also past max_items). aliases maps given to\n"
+    "canonical type names, channels canonical names to channels; channel_of(type,\n"
+    "channelType) gives the channel of an uncatalogued type.";
 
 PyObject *rqs_split_responsys(PyObject *self, PyObject *args) {
     (void)self;

@@ -174,9 +174,9 @@ def _is_ndjson(content_type: str | None) -> bool:
     return (content_type or "").split(";", 1)[0].strip().lower() in NDJSON_TYPES
 
 
-def split_body(body: bytes, content_type: str | None) -> list[bytes]:
-    """Split a request body into the raw bytes of its items."""
-    if _is_ndjson(content_type):
+def split_body(body: bytes, ndjson: bool) -> list[bytes]:
+    """Split a request body (NDJSON, or JSON) into the raw bytes of its items."""
+    if ndjson:
         return _split_ndjson(body)
     stripped = body.lstrip()
     if not stripped:
@@ -350,7 +350,7 @@ def parse_batch(
                                       catalog.CHANNEL_BY_TYPE, _channel_of)
         if fast is not None:
             return fast
-    raws = split_body(body, content_type)
+    raws = split_body(body, ndjson)
     if not raws:
         raise InvalidRequest("the batch is empty: send at least one event")
     _check_count(len(raws), max_items)
