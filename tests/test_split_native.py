@@ -74,6 +74,28 @@ def test_what_it_accepts_python_parses_the_same(items: list[dict[str, Any]], asc
                                                                           "surrogatepass"))
 
 
+# Items the C path must take: catalogued types, and text with nothing it leaves to Python
+# (no escapes once written with ensure_ascii=False). Most of ITEMS is declined; these
+# make sure the equality above is checked on many accepted batches too.
+PLAIN_TEXT, _, PLAIN_VALUES = json_values("ab 0.-/é中😀\u2028", 6, 3, 8)
+PLAIN_ITEMS = st.fixed_dictionaries(
+    {"failureType": st.sampled_from([t.name for t in catalog.CATALOG] + list(catalog.ALIASES))},
+    optional={**{k: st.one_of(PLAIN_TEXT, st.none()) for k in READ},
+              "optionalData": PLAIN_VALUES, "type": PLAIN_TEXT, "id": st.none()})
+
+
+@needs_native
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(PLAIN_ITEMS, min_size=1, max_size=5), st.booleans(), st.sampled_from([None, 1]))
+def test_plain_batches_are_taken_and_parse_the_same(items: list[dict[str, Any]],
+                                                     ndjson: bool, indent: int | None) -> None:
+    if ndjson:
+        body = "\n".join(json.dumps(i, ensure_ascii=False) for i in items).encode()
+    else:
+        body = json.dumps(items, ensure_ascii=False, indent=indent).encode()
+    assert accepted(body, ndjson=ndjson), body
+
+
 @needs_native
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(ITEMS, min_size=1, max_size=5), st.booleans(),
