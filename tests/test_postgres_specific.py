@@ -264,6 +264,29 @@ async def test_lost_server_raises_storage_unavailable(
         await store.close()
 
 
+async def test_connections_broken_by_a_restart_are_replaced_not_failed(pg_url: str) -> None:
+    # A restart terminates every backend: the pooled connections left behind must not
+    # each fail one request before the pool notices.
+    store = PostgresStorage(Settings(database_url=pg_url, pool_size=4))
+    await store.open()
+    name = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
+    try:
+        await store.append("acme", [ev()])
+        # Exercise both pools so that each holds a connection to be broken.
+        assert [e.index async for rows in store.scan("acme", EventQuery()) for e in rows] == [1]
+        with _admin() as admin:
+            killed = admin.execute(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()) t", (name,)).fetchone()
+        assert killed is not None and killed[0] >= 2
+        assert (await store.bounds("acme")).newest == 1
+        assert (await store.append("acme", [ev()])).indexes == [2]
+        assert [e.index async for rows in store.scan("acme", EventQuery())
+                for e in rows] == [1, 2]
+    finally:
+        await store.close()
+
+
 # --- cursor leases across processes ------------------------------------------------------
 
 
