@@ -37,7 +37,17 @@ PARTITION_LOCK = 0x5251_5302
 PURGE_LOCK = 0x5251_5303
 
 
-def _kwargs(pooled: bool = False) -> dict[str, Any]:
+# Scans of events must never sort: once a day's partition has been vacuumed but not yet
+# analyzed (a manual VACUUM, or autovacuum's insert threshold), the planner estimates one
+# matching row and sorts every event of the type, or of the day, for a page of them:
+# seconds and temp files where a merge of ordered index scans takes milliseconds.
+# PostgreSQL has no per-statement hint, so scan connections run with sorting disabled
+# (still possible when nothing else can answer, only never chosen over an ordered path).
+NO_SORT_OPTION = "-c enable_sort=off"
+NO_SORT_LOCAL = "SET LOCAL enable_sort = off"
+
+
+def _kwargs(pooled: bool = False, scans: bool = False) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         # Statements run in autocommit unless a transaction is opened explicitly, so an
         # idle pooled connection never holds a snapshot or a lock.
@@ -54,6 +64,8 @@ def _kwargs(pooled: bool = False) -> dict[str, Any]:
         kwargs["options"] = (f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"
                              f" -c idle_in_transaction_session_timeout="
                              f"{IDLE_IN_TRANSACTION_TIMEOUT_MS}")
+    if scans:
+        kwargs["options"] = f"{kwargs.get('options', '')} {NO_SORT_OPTION}".strip()
     return kwargs
 
 
@@ -103,9 +115,10 @@ def make_pool(url: str, size: int) -> Pool:
 
 
 def make_read_pool(url: str, size: int) -> ReadPool:
+    """Blocking connections for streamed scans, and nothing else (they do not sort)."""
     return ConnectionPool(
         url,
-        kwargs=_kwargs(pooled=True),
+        kwargs=_kwargs(pooled=True, scans=True),
         min_size=1,
         max_size=size,
         timeout=POOL_TIMEOUT_S,

@@ -18,6 +18,9 @@ HTTP, 100,000 events of one type in pages of 10,000: 219-269k -> 239-301k events
 (one-off A/B runs, alternated). The stream runs on a thread with a blocking connection,
 off the event loop: 232k -> 256k events/s for one type, 274k -> 323k after an index
 (alternated one-off runs, pages of 10,000, warm cache).
+
+Every scan query runs with sorting disabled (``connection.NO_SORT_OPTION``): its ORDER BY
+must come from merging ordered index scans, whatever the statistics say.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 from rqs.domain.events import StoredEvent
 from rqs.storage.base import EventQuery
 from rqs.storage.postgres import sql as q
-from rqs.storage.postgres.connection import Conn, SyncConn
+from rqs.storage.postgres.connection import NO_SORT_LOCAL, Conn, SyncConn
 
 PAGE = 2_000  # rows fetched per type and round trip when merging several types
 FETCH = 1_000  # rows per chunk of a streamed query, as libpq hands them over
@@ -186,7 +189,11 @@ class Reader:
         params = self._params(types=[s.type for s in needy], positions=[s.pos for s in needy],
                               n=page)
         by_type: dict[str, list[tuple[Any, ...]]] = {s.type: [] for s in needy}
-        for r in await (await conn.execute(self.sql, params, binary=True)).fetchall():
+        # The pool's connections serve everything, so the setting is the statement's own.
+        async with conn.transaction():
+            await conn.execute(NO_SORT_LOCAL)
+            found = await (await conn.execute(self.sql, params, binary=True)).fetchall()
+        for r in found:
             by_type[r[1]].append(r)
         for s in needy:
             rows = sorted(by_type[s.type])  # the lateral join keeps each type's order; be sure
