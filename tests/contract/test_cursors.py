@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from rqs.storage.base import CursorState, Storage
+from rqs.storage.base import ApiKey, CursorState, Storage
 
 # How long a second lease must stay blocked while the first one is held. This is not
 # a wait for work: it is the window in which exclusivity is checked.
@@ -105,3 +105,28 @@ async def test_concurrent_leases_are_serialized(storage: Storage, existing: bool
     assert await storage.cursor_state("k1", "acme", "main") == CursorState(
         start + 6, start + 6, 0
     )
+
+
+async def test_list_cursors_of_a_domain_for_monitoring(storage: Storage) -> None:
+    for key_id, domain in (("k1", "acme"), ("k2", "acme"), ("k3", "other")):
+        await storage.create_key(ApiKey(key_id, key_id, "read", domain, "hash", 1))
+    assert await storage.list_cursors("acme") == []
+    moves = [("k2", "acme", "linkClick", 40, 12), ("k1", "acme", "main", 7, 7),
+             ("k1", "acme", "allMessages", 9, 4), ("k3", "other", "main", 3, 3)]
+    for key_id, domain, name, position, delivered in moves:
+        async with storage.lease_cursor(key_id, domain, name) as lease:
+            await lease.commit(position, delivered, skipped=1)
+    async with storage.lease_cursor("k2", "acme", "never-committed"):
+        pass
+    found = await storage.list_cursors("acme")
+    assert [(c.key_id, c.name, c.state) for c in found] == [
+        ("k1", "allMessages", CursorState(9, 4, 1)),
+        ("k1", "main", CursorState(7, 7, 1)),
+        ("k2", "linkClick", CursorState(40, 12, 1)),
+    ]
+    assert all(c.updated_at > 0 for c in found)
+    # A revoked key's cursors are no longer anyone's to watch.
+    assert await storage.revoke_key("k1", 2)
+    assert [(c.key_id, c.name) for c in await storage.list_cursors("acme")] == [
+        ("k2", "linkClick")]
+    assert [c.name for c in await storage.list_cursors("other")] == ["main"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from rqs.domain.events import NewEvent, StoredEvent
 from rqs.domain.selectors import EVERYTHING, Selector
@@ -97,6 +97,22 @@ class CursorState:
     skipped: int = 0  # events retention removed before this cursor reached them
 
 
+@dataclass(frozen=True, slots=True)
+class CursorInfo:
+    """A server-managed cursor as monitoring sees it."""
+
+    key_id: str
+    name: str
+    state: CursorState
+    updated_at: int  # Unix microseconds of its last commit
+
+    @classmethod
+    def from_row(cls, r: Sequence[Any]) -> CursorInfo:
+        """From (key_id, name, position, polled, skipped, updated_at), as both stores
+        select it."""
+        return cls(r[0], r[1], CursorState(r[2], r[3], r[4]), r[5])
+
+
 class CursorLease(Protocol):
     """Exclusive hold on one server-managed cursor, across processes."""
 
@@ -160,6 +176,9 @@ class Storage(Protocol):
         self, key_id: str, domain: str, name: str
     ) -> AbstractAsyncContextManager[CursorLease]: ...
     async def cursor_state(self, key_id: str, domain: str, name: str) -> CursorState | None: ...
+    async def list_cursors(self, domain: str) -> list[CursorInfo]:
+        """The domain's cursors that have moved, of keys not revoked, by key and name."""
+        ...
 
 
 def events_of(source: EventSource) -> Sequence[NewEvent]:

@@ -13,8 +13,9 @@ from starlette.routing import Route
 
 from rqs.domain import catalog, selectors
 from rqs.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, RqsError
-from rqs.service import keys
+from rqs.service import keys, metrics
 from rqs.service.keys import Principal
+from rqs.service.push_admin import PushAdmin
 from rqs.service.queue import ResponseQueue
 from rqs.storage.base import Topic
 from rqs.web import render
@@ -157,6 +158,13 @@ async def get_stats(request: Request) -> Response:
     return json_response(await q.stats(await who(request)))
 
 
+@endpoint
+async def get_metrics(request: Request) -> Response:
+    push: PushAdmin = request.app.state.push
+    families = await metrics.collect(queue_of(request), push, await who(request))
+    return Response(metrics.exposition(families), media_type=metrics.CONTENT_TYPE)
+
+
 async def get_event_types(request: Request) -> Response:
     return json_response({"event_types": catalog.as_json(),
                           "poll_groups": [g.value for g in catalog.PollGroup]
@@ -291,6 +299,7 @@ routes = [
     Route("/v1/events", get_events, methods=["GET"]),
     Route("/v1/events/{index}", get_event, methods=["GET"]),
     Route("/v1/stats", get_stats, methods=["GET"]),
+    Route("/metrics", get_metrics, methods=["GET"]),
     Route("/v1/event-types", get_event_types, methods=["GET"]),
     Route("/v1/topics", list_topics, methods=["GET"]),
     Route("/v1/topics", create_topic, methods=["POST"]),

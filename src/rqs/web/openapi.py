@@ -140,6 +140,18 @@ def native_paths() -> dict[str, Json]:
                 "in small steps; the background pass does the same every "
                 "RQS_PURGE_INTERVAL_SECONDS.")),
             ok=json_response("Events removed", "Purged"), errs=errors(401, 403, 503))},
+        "/metrics": {"get": op(
+            "admin", "Prometheus metrics", scoped("read", (
+                "The key's domain in the Prometheus text format (version 0.0.4), read from "
+                "the database at each scrape, so every server process answers alike: "
+                "events ingested and retained per type and channel, the index range, the "
+                "time of the newest event, each server-managed cursor's position, index "
+                "lag, polled and skipped counts, and each callback's and subscription's "
+                "state, position, index lag and the attempts and age of the batch in "
+                "delivery. Lags are index distances.")),
+            ok={"description": "The metrics", "content": {
+                "text/plain": {"schema": {"type": "string"}}}},
+            errs=errors(401, 403, 503))},
         "/healthz": {"get": op(
             "admin", "Health check", "200 when the database answers; no credentials needed.",
             ok=json_response("Healthy", "Health"), errs=errors(503), security=[])},

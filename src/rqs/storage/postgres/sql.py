@@ -263,6 +263,12 @@ DELETE_TOPIC = "DELETE FROM topics WHERE domain = %s AND name = %s"
 
 CURSOR_KEY = "key_id = %s AND domain = %s AND name = %s"
 GET_CURSOR = f"SELECT position, polled, skipped FROM cursors WHERE {CURSOR_KEY}"
+LIST_CURSORS = """
+SELECT c.key_id, c.name, c.position, c.polled, c.skipped, c.updated_at
+FROM cursors c JOIN api_keys k ON k.id = c.key_id
+WHERE c.domain = %s AND k.revoked_at IS NULL
+ORDER BY c.key_id, c.name
+"""
 # The lease inserts a missing row inside its transaction, so a concurrent lease waits
 # on it too, and a lease that never commits leaves nothing behind.
 ENSURE_CURSOR = """

@@ -25,6 +25,7 @@ from rqs.storage.base import (
     ApiKey,
     AppendResult,
     Bounds,
+    CursorInfo,
     CursorState,
     EventQuery,
     EventSource,
@@ -338,6 +339,9 @@ class PostgresStorage:
     async def cursor_state(self, key_id: str, domain: str, name: str) -> CursorState | None:
         rows = await self._fetch(q.GET_CURSOR, (key_id, domain, name))
         return CursorState(*rows[0]) if rows else None
+
+    async def list_cursors(self, domain: str) -> list[CursorInfo]:
+        return [CursorInfo.from_row(r) for r in await self._fetch(q.LIST_CURSORS, (domain,))]
 
     @asynccontextmanager
     async def lease_cursor(self, key_id: str, domain: str, name: str) -> AsyncIterator[_Lease]:

@@ -89,6 +89,12 @@ DELETE_TOPIC = "DELETE FROM topics WHERE domain = ? AND name = ?"
 GET_CURSOR = """
 SELECT position, polled, skipped FROM cursors WHERE key_id = ? AND domain = ? AND name = ?
 """
+LIST_CURSORS = """
+SELECT c.key_id, c.name, c.position, c.polled, c.skipped, c.updated_at
+FROM cursors c JOIN api_keys k ON k.id = c.key_id
+WHERE c.domain = ? AND k.revoked_at IS NULL
+ORDER BY c.key_id, c.name
+"""
 PUT_CURSOR = """
 INSERT INTO cursors (key_id, domain, name, position, polled, skipped, updated_at)
 VALUES (?, ?, ?, ?, ?, ?, ?)

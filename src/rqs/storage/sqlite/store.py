@@ -25,6 +25,7 @@ from rqs.storage.base import (
     ApiKey,
     AppendResult,
     Bounds,
+    CursorInfo,
     CursorState,
     EventQuery,
     EventSource,
@@ -208,6 +209,10 @@ class SqliteStorage:
     async def cursor_state(self, key_id: str, domain: str, name: str) -> CursorState | None:
         rows = await self._read(lambda c: list(c.execute(q.GET_CURSOR, (key_id, domain, name))))
         return CursorState(*rows[0]) if rows else None
+
+    async def list_cursors(self, domain: str) -> list[CursorInfo]:
+        rows = await self._read(lambda c: list(c.execute(q.LIST_CURSORS, (domain,))))
+        return [CursorInfo.from_row(r) for r in rows]
 
     @asynccontextmanager
     async def lease_cursor(self, key_id: str, domain: str, name: str) -> AsyncIterator[_Lease]:
