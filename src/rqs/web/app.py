@@ -18,7 +18,7 @@ from rqs.service.queue import Clock, ResponseQueue
 from rqs.settings import Settings
 from rqs.storage import open_storage
 from rqs.storage.base import Storage
-from rqs.web import docs, mapp, native, responsys, subscriptions
+from rqs.web import dashboard, docs, mapp, native, responsys, subscriptions
 
 log = logging.getLogger("rqs.web")
 
@@ -65,7 +65,7 @@ def create_app(
                 await store.close()
 
     routes: list[BaseRoute] = [*native.routes, *mapp.routes, *responsys.routes,
-                               *subscriptions.routes, *docs.routes]
+                               *subscriptions.routes, *docs.routes, *dashboard.routes]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.queue = queue
     app.state.push = push

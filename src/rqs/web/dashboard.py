@@ -1,0 +1,43 @@
+"""``/dashboard``: a live page drawn in the browser from the public APIs.
+
+The page and its script are static files in this package; the browser asks for a key's
+token and calls ``/v1/stats``, ``/v1/events`` and ``/metrics`` with it, so the dashboard
+sees exactly what that key may see, and serving it needs no credentials.
+"""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+# Nothing but this server: no CDN, no inline script; events are written as text only.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+       "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+       "form-action 'self'")
+
+
+@functools.cache
+def _static(name: str) -> bytes:
+    return resources.files("rqs.web").joinpath("static", name).read_bytes()
+
+
+async def dashboard_page(request: Request) -> Response:
+    return Response(_static("dashboard.html"), media_type="text/html; charset=utf-8",
+                    headers={"Content-Security-Policy": CSP, "Cache-Control": "no-cache",
+                             "Referrer-Policy": "no-referrer",
+                             "X-Content-Type-Options": "nosniff"})
+
+
+async def dashboard_script(request: Request) -> Response:
+    return Response(_static("dashboard.js"), media_type="text/javascript; charset=utf-8",
+                    headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
+
+
+routes = [
+    Route("/dashboard", dashboard_page, methods=["GET"]),
+    Route("/dashboard.js", dashboard_script, methods=["GET"]),
+]

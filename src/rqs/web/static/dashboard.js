@@ -1,0 +1,309 @@
+// The live dashboard: polls the same APIs a client would (GET /v1/stats, /v1/events and
+// /metrics) with a read key the user types in, and draws what they return.
+//
+// The functions exported before `start` are pure (no DOM, no network): tests/js runs them
+// under node. Everything an event carries is sender data, so the page writes it with
+// textContent only, never as HTML.
+
+export const TAIL_ROWS = 50;
+export const RATE_WINDOW_S = 10;
+export const HISTORY_S = 120;
+
+// --- pure helpers -------------------------------------------------------------------------
+
+// Samples of the Prometheus text format as {name, labels, value}; comments skipped.
+export function parseMetrics(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
+    if (!m) continue;
+    const labels = {};
+    const re = /([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g;
+    let l;
+    while ((l = re.exec(m[2] || "")) !== null) {
+      labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
+    }
+    out.push({ name: m[1], labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+// Events per second over the last `windowS` seconds of (seconds, ingested total) points.
+export function rate(points, windowS = RATE_WINDOW_S) {
+  if (points.length < 2) return null;
+  const last = points[points.length - 1];
+  let first = points[0];
+  for (const p of points) {
+    if (last.t - p.t <= windowS) { first = p; break; }
+  }
+  if (first === last) first = points[points.length - 2];
+  const dt = last.t - first.t;
+  return dt > 0 ? Math.max(last.total - first.total, 0) / dt : null;
+}
+
+// The per-second rates between consecutive points, for the chart.
+export function rates(points) {
+  const out = [];
+  for (let i = 1; i < points.length; i++) {
+    const dt = points[i].t - points[i - 1].t;
+    if (dt > 0) out.push({ t: points[i].t, rate: Math.max(points[i].total - points[i - 1].total, 0) / dt });
+  }
+  return out;
+}
+
+// Keep the points of the last `historyS` seconds.
+export function trim(points, historyS = HISTORY_S) {
+  if (!points.length) return points;
+  const newest = points[points.length - 1].t;
+  return points.filter((p) => newest - p.t <= historyS);
+}
+
+// /v1/stats' by_type folded per type (a type may appear under several channels),
+// busiest first.
+export function typeRows(stats) {
+  const byType = new Map();
+  for (const row of stats.by_type || []) {
+    const seen = byType.get(row.type) || { type: row.type, channels: [], ingested: 0, retained: 0 };
+    seen.channels.push(row.channel);
+    seen.ingested += row.ingested;
+    seen.retained += row.retained;
+    byType.set(row.type, seen);
+  }
+  return [...byType.values()].sort((a, b) => b.ingested - a.ingested || a.type.localeCompare(b.type));
+}
+
+const SUMMARY_FIELDS = ["message", "recipient", "emailAddress", "mobileNumber", "riid",
+  "customerId", "campaignName", "campaignId"];
+
+// One line about an event's payload: the first fields a person would look for.
+export function summarize(payload) {
+  if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
+    return JSON.stringify(payload);
+  }
+  const data = payload.data && typeof payload.data === "object" ? payload.data : payload;
+  const parts = [];
+  for (const field of SUMMARY_FIELDS) {
+    const v = data[field] ?? payload[field];
+    if (v !== undefined && v !== null && v !== "" && typeof v !== "object") {
+      parts.push(`${field}=${v}`);
+    }
+    if (parts.length === 3) break;
+  }
+  return parts.length ? parts.join("  ") : JSON.stringify(payload).slice(0, 120);
+}
+
+// Consumers from /metrics: server-managed cursors and subscriptions, with their lags.
+export function consumers(samples) {
+  const rows = new Map();
+  const row = (kind, name, extra) => {
+    const id = `${kind}\u0000${name}`;
+    if (!rows.has(id)) rows.set(id, { kind, name, lag: 0, position: 0, note: "", ...extra });
+    return rows.get(id);
+  };
+  const inactive = new Set();
+  for (const s of samples) {
+    if (s.name === "rqs_callback_active" && s.value === 0) inactive.add(s.labels.callback);
+  }
+  for (const s of samples) {
+    const l = s.labels;
+    if (s.name.startsWith("rqs_cursor_")) {
+      const r = row("cursor", `${l.cursor} (${l.key})`);
+      if (s.name === "rqs_cursor_index_lag") r.lag = s.value;
+      if (s.name === "rqs_cursor_position") r.position = s.value;
+      if (s.name === "rqs_cursor_skipped_total" && s.value > 0) r.note = `${s.value} lost to retention`;
+    } else if (s.name.startsWith("rqs_subscription_")) {
+      const r = row("subscription", `${l.subscription} -> ${l.callback}`);
+      if (s.name === "rqs_subscription_index_lag") r.lag = s.value;
+      if (s.name === "rqs_subscription_position") r.position = s.value;
+      if (s.name === "rqs_subscription_active" && s.value === 0) r.note = "paused";
+      if (s.name === "rqs_subscription_pending_attempts" && s.value > 0) {
+        r.note = `retrying (${s.value} failed)`;
+      }
+      if (inactive.has(l.callback)) r.note = "callback disabled";
+    }
+  }
+  return [...rows.values()].sort((a, b) => b.lag - a.lag || a.name.localeCompare(b.name));
+}
+
+export function formatCount(n) {
+  if (n === null || n === undefined || Number.isNaN(n)) return "–";
+  return Math.round(n).toLocaleString("en-US");
+}
+
+// --- the page -------------------------------------------------------------------------------
+
+const TOKEN_KEY = "rqs-dashboard-token";
+
+export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, metrics: 5000 }) {
+  // Refreshes run on timers; `page.stop()` ends them.
+  const $ = (id) => doc.getElementById(id);
+  const state = { points: [], after: null, type: "", timers: [], rows: [] };
+
+  const api = async (path, accept = "application/json") => {
+    const token = storage.getItem(TOKEN_KEY);
+    const r = await fetchFn(path, { headers: { authorization: `Bearer ${token}`, accept } });
+    if (r.status === 401 || r.status === 403) {
+      storage.removeItem(TOKEN_KEY);
+      const body = await r.json().catch(() => ({}));
+      throw Object.assign(new Error(body.message || `HTTP ${r.status}`), { auth: true });
+    }
+    return r;
+  };
+
+  const text = (el, value) => { el.textContent = value; return el; };
+  const cell = (tr, value, cls) => {
+    const td = text(doc.createElement("td"), value);
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  };
+
+  function showError(err) {
+    text($("status"), err.message);
+    $("status").className = "bad";
+    if (err.auth) stop();
+  }
+
+  function stop() {
+    state.timers.forEach(clearInterval);
+    state.timers = [];
+    $("login").hidden = false;
+    $("main").hidden = true;
+  }
+
+  async function refreshStats() {
+    const r = await api("/v1/stats");
+    const stats = await r.json();
+    if (!r.ok) throw new Error(stats.message || `HTTP ${r.status}`);
+    const now = Date.now() / 1000;
+    state.points = trim([...state.points, { t: now, total: stats.ingested }]);
+    text($("domain"), stats.domain);
+    text($("newest"), formatCount(stats.newest_index));
+    text($("retained"), formatCount(stats.retained));
+    text($("oldest"), stats.oldest_index === null ? "–" : formatCount(stats.oldest_index));
+    text($("rate"), formatCount(rate(state.points)));
+    drawChart(rates(state.points));
+    const body = $("types");
+    body.replaceChildren();
+    const rows = typeRows(stats);
+    const top = rows.length ? rows[0].ingested : 0;
+    for (const r of rows) {
+      const tr = doc.createElement("tr");
+      cell(tr, r.type);
+      cell(tr, r.channels.join(", "));
+      cell(tr, formatCount(r.ingested), "num");
+      cell(tr, formatCount(r.retained), "num");
+      const bar = doc.createElement("div");
+      bar.className = "bar";
+      bar.style.width = `${top ? (100 * r.ingested) / top : 0}%`;
+      cell(tr, "").appendChild(bar);
+      body.appendChild(tr);
+    }
+    const select = $("type");
+    const known = new Set([...select.options].map((o) => o.value));
+    for (const r of rows) {
+      if (!known.has(r.type)) select.appendChild(Object.assign(doc.createElement("option"), { value: r.type, textContent: r.type }));
+    }
+    // A filtered tail starts further back: the last few indexes may hold none of the type.
+    const back = state.type ? TAIL_ROWS * 40 : TAIL_ROWS;
+    if (state.after === null) state.after = Math.max(stats.newest_index - back, 0);
+    $("status").className = "ok";
+    text($("status"), `live, ${new Date().toLocaleTimeString()}`);
+  }
+
+  async function refreshTail() {
+    if (state.after === null) return;
+    const q = new URLSearchParams({ after: String(state.after), limit: "500" });
+    if (state.type) q.set("type", state.type);
+    const r = await api(`/v1/events?${q}`);
+    const page = await r.json();
+    if (r.status === 410) { state.after = (page.oldest_index || 1) - 1; return; }
+    if (!r.ok) throw new Error(page.message || `HTTP ${r.status}`);
+    state.after = page.next_index - 1;
+    if (!page.events.length) return;
+    state.rows = [...page.events.reverse(), ...state.rows].slice(0, TAIL_ROWS);
+    const body = $("tail");
+    body.replaceChildren();
+    for (const e of state.rows) {
+      const tr = doc.createElement("tr");
+      cell(tr, String(e.index), "num");
+      cell(tr, e.received_at.replace("T", " ").replace("Z", ""));
+      cell(tr, e.type);
+      cell(tr, e.channel);
+      cell(tr, summarize(e.payload), "payload");
+      body.appendChild(tr);
+    }
+  }
+
+  async function refreshConsumers() {
+    const r = await api("/metrics", "text/plain");
+    if (!r.ok) throw new Error(`metrics: HTTP ${r.status}`);
+    const body = $("consumers");
+    body.replaceChildren();
+    const rows = consumers(parseMetrics(await r.text()));
+    for (const c of rows) {
+      const tr = doc.createElement("tr");
+      cell(tr, c.kind);
+      cell(tr, c.name);
+      cell(tr, formatCount(c.position), "num");
+      cell(tr, formatCount(c.lag), c.lag > 0 ? "num warn" : "num");
+      cell(tr, c.note, c.note ? "warn" : "");
+      body.appendChild(tr);
+    }
+    $("no-consumers").hidden = rows.length > 0;
+  }
+
+  function drawChart(series) {
+    const svg = $("chart");
+    const w = 600, h = 80;
+    const top = Math.max(1, ...series.map((p) => p.rate));
+    const t1 = series.length ? series[series.length - 1].t : 0;
+    const pts = series.map((p) => `${(w * (1 - (t1 - p.t) / HISTORY_S)).toFixed(1)},${(h - (h * p.rate) / top).toFixed(1)}`);
+    $("line").setAttribute("points", pts.join(" "));
+    text($("peak"), `peak ${formatCount(top)}/s`);
+    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
+  }
+
+  const guard = (fn) => () => fn().catch(showError);
+
+  function run() {
+    $("login").hidden = true;
+    $("main").hidden = false;
+    state.points = [];
+    state.after = null;
+    state.rows = [];
+    const first = Promise.all([guard(refreshStats)().then(guard(refreshTail)),
+      guard(refreshConsumers)()]);
+    state.timers = [
+      setInterval(guard(refreshStats), every.stats),
+      setInterval(guard(refreshTail), every.tail),
+      setInterval(guard(refreshConsumers), every.metrics),
+    ];
+    return first;
+  }
+
+  const page = { ready: null, stop };
+  $("login-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    storage.setItem(TOKEN_KEY, $("token").value.trim());
+    $("token").value = "";
+    page.ready = run();
+  });
+  $("logout").addEventListener("click", () => { storage.removeItem(TOKEN_KEY); stop(); });
+  $("type").addEventListener("change", () => {
+    state.type = $("type").value;
+    state.rows = [];
+    $("tail").replaceChildren();
+    state.after = null;
+    guard(refreshStats)();
+  });
+  if (storage.getItem(TOKEN_KEY)) page.ready = run(); else stop();
+  // `ready` settles once the first refresh of every panel is drawn (tests wait on it).
+  return page;
+}
+
+// In a browser, the page loads this module and it starts; under node (tests) it does not.
+if (typeof document !== "undefined" && document.getElementById("login-form")) {
+  start(document, window.fetch.bind(window), window.sessionStorage);
+}

@@ -1,0 +1,87 @@
+// Unit tests of the dashboard's pure functions: `node --test tests/js/` (run by
+// tests/test_dashboard.py as part of the suite).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  consumers, formatCount, parseMetrics, rate, rates, summarize, trim, typeRows,
+} from "../../src/rqs/web/static/dashboard.js";
+
+test("parseMetrics reads samples, labels with escapes, and skips comments", () => {
+  const text = [
+    "# HELP rqs_index_newest The last index assigned (0: none yet).",
+    "# TYPE rqs_index_newest gauge",
+    'rqs_index_newest{domain="acme"} 42',
+    'rqs_x{domain="a\\"b\\\\c\\nd",type="T"} 1.5',
+    "rqs_bare 7",
+    "",
+  ].join("\n");
+  assert.deepEqual(parseMetrics(text), [
+    { name: "rqs_index_newest", labels: { domain: "acme" }, value: 42 },
+    { name: "rqs_x", labels: { domain: 'a"b\\c\nd', type: "T" }, value: 1.5 },
+    { name: "rqs_bare", labels: {}, value: 7 },
+  ]);
+});
+
+test("rate is the growth over the window, and needs two points", () => {
+  assert.equal(rate([]), null);
+  assert.equal(rate([{ t: 0, total: 5 }]), null);
+  const points = [{ t: 0, total: 0 }, { t: 5, total: 100 }, { t: 10, total: 300 }, { t: 20, total: 1300 }];
+  assert.equal(rate(points, 10), 100); // from t=10 to t=20
+  assert.equal(rate(points, 100), 65); // the whole span
+  assert.equal(rate(points, 1), 100); // nothing inside 1 s: the last two points
+  assert.equal(rate([{ t: 0, total: 10 }, { t: 1, total: 4 }]), 0); // never negative
+});
+
+test("rates per interval and trimming to the history", () => {
+  const points = [{ t: 0, total: 0 }, { t: 2, total: 10 }, { t: 3, total: 40 }];
+  assert.deepEqual(rates(points), [{ t: 2, rate: 5 }, { t: 3, rate: 30 }]);
+  assert.deepEqual(trim(points, 1.5), [{ t: 2, total: 10 }, { t: 3, total: 40 }]);
+  assert.deepEqual(trim([]), []);
+});
+
+test("typeRows folds channels per type, busiest first", () => {
+  const stats = { by_type: [
+    { type: "SMS_INBOUND", channel: "Sms", ingested: 5, retained: 5 },
+    { type: "EMAIL_CLICKED", channel: "Email", ingested: 9, retained: 8 },
+    { type: "SMS_INBOUND", channel: "Mms", ingested: 6, retained: 1 },
+  ] };
+  assert.deepEqual(typeRows(stats), [
+    { type: "SMS_INBOUND", channels: ["Sms", "Mms"], ingested: 11, retained: 6 },
+    { type: "EMAIL_CLICKED", channels: ["Email"], ingested: 9, retained: 8 },
+  ]);
+  assert.deepEqual(typeRows({}), []);
+});
+
+test("summarize picks the fields a person looks for", () => {
+  assert.equal(summarize({ type: "SMS_INBOUND", data: { message: "STOP", mobileNumber: "+1650" } }),
+    "message=STOP  mobileNumber=+1650");
+  assert.equal(summarize({ failureType: "EMAIL_CLICKED", riid: "7", campaignName: "Spring",
+    customerId: "C1", recipient: "a@b.c" }), "recipient=a@b.c  riid=7  customerId=C1");
+  assert.equal(summarize({ other: { nested: true } }), '{"other":{"nested":true}}');
+  assert.equal(summarize([1, 2]), "[1,2]");
+});
+
+test("consumers lists cursors and subscriptions, most behind first, with their trouble", () => {
+  const samples = parseMetrics([
+    'rqs_cursor_position{domain="d",key="rk_1",cursor="type:linkClick"} 10',
+    'rqs_cursor_index_lag{domain="d",key="rk_1",cursor="type:linkClick"} 5',
+    'rqs_cursor_skipped_total{domain="d",key="rk_1",cursor="type:linkClick"} 3',
+    'rqs_callback_active{domain="d",callback="cb"} 0',
+    'rqs_subscription_position{domain="d",subscription="s",callback="cb"} 2',
+    'rqs_subscription_index_lag{domain="d",subscription="s",callback="cb"} 13',
+    'rqs_subscription_active{domain="d",subscription="s",callback="cb"} 1',
+    'rqs_subscription_pending_attempts{domain="d",subscription="p",callback="ok"} 4',
+    'rqs_subscription_index_lag{domain="d",subscription="p",callback="ok"} 0',
+  ].join("\n"));
+  assert.deepEqual(consumers(samples), [
+    { kind: "subscription", name: "s -> cb", lag: 13, position: 2, note: "callback disabled" },
+    { kind: "cursor", name: "type:linkClick (rk_1)", lag: 5, position: 10, note: "3 lost to retention" },
+    { kind: "subscription", name: "p -> ok", lag: 0, position: 0, note: "retrying (4 failed)" },
+  ]);
+});
+
+test("formatCount", () => {
+  assert.equal(formatCount(1234567.4), "1,234,567");
+  assert.equal(formatCount(null), "–");
+  assert.equal(formatCount(NaN), "–");
+});
