@@ -62,8 +62,8 @@ def serve(**overrides: Any) -> None:
     where = (settings.database_url.split("@")[-1] if settings.database_url
              else str(settings.sqlite_path.resolve()))
     log = logging.getLogger("rqs")
-    log.info("rqs %s listening on http://%s:%d (API docs at /docs, live dashboard at /dashboard)", __version__, settings.host,
-             settings.port)
+    log.info("rqs %s listening on http://%s:%d (API docs at /docs, live dashboard at "
+             "/dashboard)", __version__, settings.host, settings.port)
     log.info("data: %s store at %s; retention %g days", settings.backend, where,
              settings.retention_days)
     # The app (and with --workers, each worker process) rebuilds the settings from the
