@@ -7,7 +7,10 @@ Behaviour shared with SQLite is in ``tests/contract``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -264,27 +267,60 @@ async def test_lost_server_raises_storage_unavailable(
         await store.close()
 
 
-async def test_connections_broken_by_a_restart_are_replaced_not_failed(pg_url: str) -> None:
-    # A restart terminates every backend: the pooled connections left behind must not
-    # each fail one request before the pool notices.
-    store = PostgresStorage(Settings(database_url=pg_url, pool_size=4))
+async def test_connections_broken_by_a_restart_are_replaced_not_failed(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A restart terminates every backend. The pooled connections left behind must neither
+    # fail a request each, nor be tried one by one: the pool waits longer after each
+    # failed check (1, 2, 4 s...), so six of them would outlast a one-second timeout.
+    monkeypatch.setattr(connection, "POOL_TIMEOUT_S", 1.0)
+    store = PostgresStorage(Settings(database_url=pg_url, pool_size=8))
     await store.open()
     name = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
     try:
         await store.append("acme", [ev()])
-        # Exercise both pools so that each holds a connection to be broken.
+        # Exercise both pools; hold six connections at once so that six stay idle.
         assert [e.index async for rows in store.scan("acme", EventQuery()) for e in rows] == [1]
+        pool = store._pool
+        assert pool is not None
+        async with contextlib.AsyncExitStack() as held:
+            for _ in range(6):
+                await held.enter_async_context(pool.connection())
+        assert pool.get_stats()["pool_available"] >= 6
         with _admin() as admin:
             killed = admin.execute(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE datname = %s AND pid <> pg_backend_pid()) t", (name,)).fetchone()
-        assert killed is not None and killed[0] >= 2
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 5000)"
+                " FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()) t",
+                (name,)).fetchone()
+        assert killed is not None and killed[0] >= 7
         assert (await store.bounds("acme")).newest == 1
         assert (await store.append("acme", [ev()])).indexes == [2]
         assert [e.index async for rows in store.scan("acme", EventQuery())
                 for e in rows] == [1, 2]
     finally:
         await store.close()
+
+
+def test_idle_connections_are_looked_at_whatever_their_descriptor() -> None:
+    # select() cannot take descriptors above 1023, which a busy server reaches.
+    class Idle:
+        closed = False
+
+        def __init__(self, fd: int) -> None:
+            self.fd = fd
+
+        def fileno(self) -> int:
+            return self.fd
+
+    a, b = socket.socketpair()
+    high = os.dup2(a.fileno(), 1500)
+    try:
+        assert connection._has_news(Idle(high)) is False  # type: ignore[arg-type]
+        b.send(b"E")  # what a terminating server sends before closing
+        assert connection._has_news(Idle(high)) is True  # type: ignore[arg-type]
+    finally:
+        os.close(high)
+        a.close()
+        b.close()
 
 
 # --- cursor leases across processes ------------------------------------------------------
@@ -336,8 +372,11 @@ class Recorder:
         self.calls.append((query, params))
         return await self.conn.execute(query, params, binary=binary)
 
-    def transaction(self) -> Any:
-        return self.conn.transaction()
+    def pipeline(self) -> Any:
+        return self.conn.pipeline()
+
+    async def rollback(self) -> None:
+        await self.conn.rollback()
 
 
 class SyncRecorder:
@@ -455,7 +494,7 @@ async def _plans(url: str, store: PostgresStorage, query: EventQuery, take: int 
             for sql_, params in rec.calls[1:]:
                 if str(sql_).startswith("SET LOCAL"):
                     await conn.execute(sql_)
-                else:
+                elif str(sql_) not in ("BEGIN", "COMMIT"):
                     plans.append(await explain(conn, sql_, params))
         return plans
 

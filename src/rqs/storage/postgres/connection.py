@@ -7,8 +7,8 @@ includes the pool's timeouts) to ``rqs.errors.StorageUnavailable``.
 from __future__ import annotations
 
 import select
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -76,47 +76,65 @@ async def connect(url: str) -> Conn:
 
 
 def _has_news(conn: Conn | SyncConn) -> bool:
-    """Whether an idle connection's socket has something to read.
+    """Whether an idle connection's socket has something to read (or cannot be looked at).
 
     An idle connection is sent nothing unless its server is going away: a restart or
     ``pg_terminate_backend`` sends an error and closes the socket, and a killed server's
-    socket reads as closed. Looking costs one ``select`` and no round trip, so every
-    connection is checked before it is handed out, and only a suspect one pays for a
-    real check.
+    socket reads as closed. Looking costs one ``poll`` and no round trip, so every
+    connection is looked at before it is handed out, and only a suspect one pays for a
+    real check. (``poll``, not ``select``: descriptors above 1023 are common in a busy
+    server, and ``select`` cannot take them.)
     """
     if conn.closed:
         return True
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    return bool(readable)
-
-
-async def _check_async(conn: Conn) -> None:
-    if _has_news(conn):
-        await AsyncConnectionPool.check_connection(conn)
-
-
-def _check_sync(conn: SyncConn) -> None:
-    if _has_news(conn):
-        ConnectionPool.check_connection(conn)
+    try:
+        watch = select.poll()
+        watch.register(conn.fileno(), select.POLLIN)
+        return bool(watch.poll(0))
+    except (OSError, ValueError):
+        return True
 
 
 def make_pool(url: str, size: int) -> Pool:
-    return AsyncConnectionPool(
+    async def check(conn: Conn) -> None:
+        if not _has_news(conn):
+            return
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            # A restart breaks every idle connection at once. The pool would try them one
+            # by one, waiting longer after each (1, 2, 4 s...) until its timeout: drop all
+            # the broken ones now instead.
+            await pool.check()
+            raise
+
+    pool: Pool = AsyncConnectionPool(
         url,
         kwargs=_kwargs(pooled=True),
         min_size=1,
         max_size=max(size, 2),  # a held cursor lease must not starve everything else
         timeout=POOL_TIMEOUT_S,
         # Without it, each connection a database restart broke would fail one request.
-        check=_check_async,
+        check=check,
         open=False,
         name="rqs",
     )
+    return pool
 
 
 def make_read_pool(url: str, size: int) -> ReadPool:
     """Blocking connections for streamed scans, and nothing else (they do not sort)."""
-    return ConnectionPool(
+
+    def check(conn: SyncConn) -> None:
+        if not _has_news(conn):
+            return
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            pool.check()  # as in make_pool: every broken idle connection at once
+            raise
+
+    pool: ReadPool = ConnectionPool(
         url,
         kwargs=_kwargs(pooled=True, scans=True),
         min_size=1,
@@ -124,10 +142,11 @@ def make_read_pool(url: str, size: int) -> ReadPool:
         timeout=POOL_TIMEOUT_S,
         # A scan's query starts after its response has begun: a connection broken by a
         # database restart would cut that response short.
-        check=_check_sync,
+        check=check,
         open=False,
         name="rqs-read",
     )
+    return pool
 
 
 @contextmanager
@@ -136,3 +155,22 @@ def unavailable() -> Iterator[None]:
         yield
     except psycopg.OperationalError as exc:
         raise StorageUnavailable(f"PostgreSQL is unavailable: {exc}") from exc
+
+
+@asynccontextmanager
+async def pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
+    """A transaction whose statements go out without waiting for each other: only a fetch
+    inside it, and its end, wait for the server. BEGIN and COMMIT are plain statements in
+    the pipeline because ``conn.transaction()`` there syncs at both ends (two round trips
+    more)."""
+    try:
+        async with conn.pipeline():
+            await conn.execute("BEGIN")
+            yield
+            await conn.execute("COMMIT")
+    except BaseException:
+        # A failed statement leaves the transaction aborted, a failure in the block leaves
+        # it open: end it here, as conn.transaction() would, so the pool gets it back idle.
+        with suppress(psycopg.Error):
+            await conn.rollback()
+        raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ from rqs.storage.delivery_base import (
     Recorded,
 )
 from rqs.storage.postgres import delivery_sql as q
-from rqs.storage.postgres.connection import Conn
+from rqs.storage.postgres.connection import Conn, pipelined_transaction
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
@@ -156,7 +156,7 @@ class PostgresDeliveryStore:
         async with self._connections() as conn:
             # The batches are read by a statement of their own, after the claim locked
             # their lanes (see OPEN_DELIVERIES): a second round trip, shared with COMMIT.
-            async with _pipelined_transaction(conn):
+            async with pipelined_transaction(conn):
                 claimed = await (await conn.execute(q.CLAIM, params)).fetchall()
                 if claimed:
                     subscription_ids = [r[rows.REPLAY_WIDTH] for r in claimed]
@@ -282,25 +282,6 @@ class PostgresDeliveryStore:
 # --- transactions ----------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def _pipelined_transaction(conn: Conn) -> AsyncIterator[None]:
-    """A transaction whose statements go out without waiting for each other: only a fetch
-    inside it, and its end, wait for the server. BEGIN and COMMIT are plain statements in
-    the pipeline because ``conn.transaction()`` there syncs at both ends (two round trips
-    more)."""
-    try:
-        async with conn.pipeline():
-            await conn.execute("BEGIN")
-            yield
-            await conn.execute("COMMIT")
-    except BaseException:
-        # A failed statement leaves the transaction aborted, a failure in the block leaves
-        # it open: end it here, as conn.transaction() would, so the pool gets it back idle.
-        with suppress(psycopg.Error):
-            await conn.rollback()
-        raise
-
-
 async def _update_callback(conn: Conn, cb: Callback) -> None:
     before = await (await conn.execute(q.LOCK_CALLBACK, (cb.domain, cb.name))).fetchone()
     if before is None:
@@ -370,7 +351,7 @@ async def _record(conn: Conn, lane: LaneKey, owner: str, rec: AttemptRecord) -> 
     opening = None
     # Whether the lane is still ours decides what to write, so reading its state waits
     # for the server; everything after it goes out at once with COMMIT.
-    async with _pipelined_transaction(conn):
+    async with pipelined_transaction(conn):
         await conn.execute(q.INSERT_ATTEMPT, (a.delivery_id, a.at, a.url, a.status_code,
                                               a.latency_ms, a.error, a.outcome))
         batch = await conn.execute(q.DELIVERY_STATE, (d.id,))  # read with the lane's state

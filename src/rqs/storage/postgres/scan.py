@@ -34,7 +34,12 @@ from typing import Any
 from rqs.domain.events import StoredEvent
 from rqs.storage.base import EventQuery
 from rqs.storage.postgres import sql as q
-from rqs.storage.postgres.connection import NO_SORT_LOCAL, Conn, SyncConn
+from rqs.storage.postgres.connection import (
+    NO_SORT_LOCAL,
+    Conn,
+    SyncConn,
+    pipelined_transaction,
+)
 
 PAGE = 2_000  # rows fetched per type and round trip when merging several types
 FETCH = 1_000  # rows per chunk of a streamed query, as libpq hands them over
@@ -190,7 +195,7 @@ class Reader:
                               n=page)
         by_type: dict[str, list[tuple[Any, ...]]] = {s.type: [] for s in needy}
         # The pool's connections serve everything, so the setting is the statement's own.
-        async with conn.transaction():
+        async with pipelined_transaction(conn):
             await conn.execute(NO_SORT_LOCAL)
             found = await (await conn.execute(self.sql, params, binary=True)).fetchall()
         for r in found:
