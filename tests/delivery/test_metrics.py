@@ -87,6 +87,14 @@ async def test_metrics_follow_ingest_polls_and_delivery(env: Env) -> None:
     assert value(got, "rqs_subscription_pending_attempts", **sub) == 1
     assert value(got, "rqs_subscription_pending_age_seconds", **sub) == pytest.approx(30)
 
+    # Paused, the batch waiting is not a delivery problem: nothing to alert on.
+    assert env.api.put("/v1/subscriptions/sub", json={"status": "PAUSED"}).status_code == 200
+    paused = scrape(env.api)
+    assert value(paused, "rqs_subscription_active", **sub) == 0
+    assert value(paused, "rqs_subscription_pending_attempts", **sub) == 0
+    assert value(paused, "rqs_subscription_pending_age_seconds", **sub) == 0
+    assert env.api.put("/v1/subscriptions/sub", json={"status": "ACTIVE"}).status_code == 200
+
     # The receiver recovers: everything is delivered and the lags close.
     env.receiver.set_default("cb", None)
     while (await env.deliver()).requests:
@@ -107,16 +115,38 @@ def test_metrics_are_the_callers_domain_only_and_need_read(server: Server) -> No
                      ).status_code == 200
     theirs = server.client(server.new_key("admin", domain="elsewhere"))
     assert theirs.post("/v1/events", json={"type": "SMS_INBOUND", "data": {}}).status_code == 200
+    for client, group in ((mine, "smsResponse"), (theirs, "linkClick")):
+        r = client.get("/api/rest/v19/async/pollByType", params={"type": group},
+                       headers={"accept": "application/json"})
+        assert r.status_code == 200, r.text
     got = scrape(mine)
     assert value(got, "rqs_index_newest") == 2
     assert {dict(labels)["domain"] for _, labels in got} == {"default"}
+    assert {dict(labels)["cursor"] for name, labels in got if name == "rqs_cursor_position"
+            } == {"type:smsResponse"}
     seen = scrape(theirs)
     assert {dict(labels)["domain"] for _, labels in seen} == {"elsewhere"}
     assert seen[("rqs_index_newest", frozenset({("domain", "elsewhere")}))] == 1
+    assert {dict(labels)["cursor"] for name, labels in seen if name == "rqs_cursor_position"
+            } == {"type:linkClick"}
 
     r = server.client(server.new_key("ingest")).get("/metrics")
     assert r.status_code == 403 and "read" in r.text, r.text
     assert httpx.get(server.url + "/metrics").status_code == 401
+
+
+def test_types_the_catalog_does_not_know_share_one_series(server: Server) -> None:
+    c = server.client()
+    made_up = [{"type": f"CUSTOM_{i}", "data": {}} for i in range(5)]
+    assert c.post("/v1/events", json=[*made_up, {"type": "SMS_INBOUND", "data": {}}]
+                  ).status_code == 200
+    got = scrape(c)
+    types = {dict(labels)["type"] for name, labels in got
+             if name == "rqs_events_ingested_total"}
+    assert types == {"SMS_INBOUND", metrics.UNCATALOGUED}
+    assert sum(v for (name, labels), v in got.items() if name == "rqs_events_ingested_total"
+               and dict(labels)["type"] == metrics.UNCATALOGUED) == 5
+    assert c.get("/v1/stats").json()["uncatalogued"]["ingested"] == 5
 
 
 def test_exposition_escapes_label_values() -> None:

@@ -14,14 +14,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from rqs import __version__
+from rqs.domain import catalog
 from rqs.domain.delivery import CallbackStatus, DeliveryState, SubscriptionStatus
 from rqs.service.keys import Principal
 from rqs.service.push_admin import PushAdmin
 from rqs.service.queue import ResponseQueue
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# Pending batches are one per delivery lane (a subscription, or one of its replays).
-MAX_LANES = 10_000
+# Types the catalog does not know are stored under whatever name a sender gives them: as
+# label values they would let any ingest key add series without end.
+UNCATALOGUED = "uncatalogued"
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -41,6 +43,10 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -49,7 +55,7 @@ def exposition(families: Iterable[Family]) -> bytes:
     """The Prometheus text format (version 0.0.4) of ``families``."""
     lines: list[str] = []
     for f in families:
-        lines.append(f"# HELP {f.name} {f.help}")
+        lines.append(f"# HELP {f.name} {_escape_help(f.help)}")
         lines.append(f"# TYPE {f.name} {f.kind}")
         for labels, value in f.samples:
             inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
@@ -69,12 +75,19 @@ async def collect(queue: ResponseQueue, push: PushAdmin, who: Principal) -> list
     info = Family("rqs_info", "gauge", "The serving rqs: version and storage backend.")
     info.add(1, domain=domain, version=__version__, backend=storage.backend)
     ingested = Family("rqs_events_ingested_total", "counter",
-                      "Events stored since the domain began, by type and channel.")
+                      "Events stored since the domain began, by type and channel "
+                      f"(types the catalog does not know as {UNCATALOGUED!r}).")
     retained = Family("rqs_events_retained", "gauge",
                       "Events stored and not yet removed by retention, by type and channel.")
+    totals: dict[tuple[str, str], list[int]] = {}
     for c in await storage.counts(domain):
-        ingested.add(c.ingested, domain=domain, type=c.type, channel=c.channel)
-        retained.add(c.retained, domain=domain, type=c.type, channel=c.channel)
+        name = c.type if catalog.lookup(c.type) is not None else UNCATALOGUED
+        found = totals.setdefault((name, c.channel), [0, 0])
+        found[0] += c.ingested
+        found[1] += c.retained
+    for (name, channel), (n_ingested, n_retained) in totals.items():
+        ingested.add(n_ingested, domain=domain, type=name, channel=channel)
+        retained.add(n_retained, domain=domain, type=name, channel=channel)
 
     index = _index_families(domain, bounds.newest, bounds.oldest, bounds.purged_through)
     if bounds.oldest is not None:
@@ -113,7 +126,7 @@ async def _cursor_families(queue: ResponseQueue, domain: str, newest: int) -> li
     skipped = Family("rqs_cursor_skipped_total", "counter",
                      "Events retention removed before the cursor reached them (lost to it).")
     moved = Family("rqs_cursor_last_poll_timestamp_seconds", "gauge",
-                   "When a poll last moved the cursor (Unix seconds).")
+                   "When the cursor was last polled (Unix seconds).")
     for c in await queue.storage.list_cursors(domain):
         labels = {"domain": domain, "key": c.key_id, "cursor": c.name}
         position.add(c.state.position, **labels)
@@ -130,13 +143,17 @@ async def _push_families(push: PushAdmin, domain: str, newest: int, now: float
     callback_active = Family("rqs_callback_active", "gauge",
                              "1 while the callback is enabled, 0 once it was disabled.")
     failing = Family("rqs_callback_failing_seconds", "gauge",
-                     "How long the callback's current streak of failures has lasted (0: none).")
+                     "How long the enabled callback's current run of failures has lasted "
+                     "(0: none, or disabled).")
+    enabled: set[str] = set()
     for cb in await store.list_callbacks(domain):
-        callback_active.add(1 if cb.status is CallbackStatus.ACTIVE else 0, domain=domain,
-                            callback=cb.name)
+        on = cb.status is CallbackStatus.ACTIVE
+        if on:
+            enabled.add(cb.name)
+        callback_active.add(1 if on else 0, domain=domain, callback=cb.name)
         since = cb.failing_since
-        failing.add(0 if since is None else max(now - since / 1e6, 0), domain=domain,
-                    callback=cb.name)
+        failing.add(0 if since is None or not on else max(now - since / 1e6, 0),
+                    domain=domain, callback=cb.name)
 
     active = Family("rqs_subscription_active", "gauge", "1 while delivering, 0 while paused.")
     position = Family("rqs_subscription_position", "gauge",
@@ -144,18 +161,23 @@ async def _push_families(push: PushAdmin, domain: str, newest: int, now: float
     lag = Family("rqs_subscription_index_lag", "gauge",
                  "The newest index minus the subscription's position.")
     attempts = Family("rqs_subscription_pending_attempts", "gauge",
-                      "Failed attempts of the batch now being delivered (0: none pending).")
+                      "Failed attempts of the batch being delivered (0: none, or the "
+                      "subscription is paused or its callback disabled).")
     age = Family("rqs_subscription_pending_age_seconds", "gauge",
-                 "How long the batch now being delivered has waited (0: none pending).")
-    # Each subscription's own lane, not its replays' (those re-send what was sent).
-    heads = {d.subscription_id: d for d in await store.list_deliveries(
-        domain, state=DeliveryState.PENDING, limit=MAX_LANES) if d.replay_id is None}
+                 "How long ago the batch being delivered was created (0: none, or the "
+                 "subscription is paused or its callback disabled).")
     for sub in await store.list_subscriptions(domain):
         labels = {"domain": domain, "subscription": sub.name, "callback": sub.callback}
-        active.add(1 if sub.status is SubscriptionStatus.ACTIVE else 0, **labels)
+        on = sub.status is SubscriptionStatus.ACTIVE
+        active.add(1 if on else 0, **labels)
         position.add(sub.position, **labels)
         lag.add(max(newest - sub.position, 0), **labels)
-        head = heads.get(sub.id)
+        head = None
+        if on and sub.callback in enabled:
+            # The subscription's own lane (one pending batch at most), not its replays'.
+            pending = await store.list_deliveries(domain, subscription_id=sub.id,
+                                                  state=DeliveryState.PENDING)
+            head = next((d for d in pending if d.replay_id is None), None)
         attempts.add(0 if head is None else head.attempts, **labels)
         age.add(0 if head is None else max(now - head.created_at / 1e6, 0), **labels)
     return [callback_active, failing, active, position, lag, attempts, age]
