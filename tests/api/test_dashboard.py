@@ -6,10 +6,13 @@ server's responses here); CI needs node, a local run without it skips these.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import shutil
 import subprocess
+from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -59,7 +62,8 @@ def test_the_page_works_in_a_dom_against_a_live_server(server: Server) -> None:
     assert c.post("/v1/events", json=clicks).status_code == 200
     hostile = {"message": "<img src=x onerror=alert(1)>"}
     inbound = [{"type": "SMS_INBOUND", "data": {"message": "STOP"}},
-               {"type": "SMS_INBOUND", "data": hostile}]
+               {"type": "SMS_INBOUND", "data": hostile},
+               {"type": "<b>HOSTILE</b><img src=x onerror=alert(2)>", "data": {}}]
     assert c.post("/v1/events", json=inbound).status_code == 200
     assert c.get("/api/rest/v19/async/pollByType", params={"type": "linkClick", "limit": 2},
                  headers={"accept": "application/json"}).status_code == 200
@@ -77,15 +81,43 @@ def test_page_and_script_are_served_without_credentials_and_self_contained(
     page = httpx.get(server.url + "/dashboard")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
-    assert page.headers["content-security-policy"] == dashboard.CSP
-    assert '<script type="module" src="/dashboard.js"></script>' in page.text
+    policy = page.headers["content-security-policy"]
+    assert policy == dashboard.csp()
+    sheet = _style_sheet(page.text)  # what a browser hashes to match style-src
+    digest = base64.b64encode(hashlib.sha256(sheet.encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in policy
+    assert "'unsafe-inline'" not in policy and "script-src 'self'" in policy
+    assert ' style=' not in page.text  # inline style attributes would be refused
+    assert '<script type="module" src="dashboard.js"></script>' in page.text
     script = httpx.get(server.url + "/dashboard.js")
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert script.content == SCRIPT.read_bytes()
     for body in (page.text, script.text):  # nothing fetched from elsewhere
         assert "http://" not in body and "https://" not in body
-    assert "innerHTML" not in script.text  # sender data is written as text only
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "DOMParser", "document.write"):
+        assert sink not in script.text  # sender data is written as text only
+
+
+def _style_sheet(html: str) -> str:
+    sheets: list[str] = []
+
+    class Styles(HTMLParser):
+        inside = False
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            self.inside = tag == "style"
+
+        def handle_endtag(self, tag: str) -> None:
+            self.inside = False
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                sheets.append(data)
+
+    Styles().feed(html)
+    assert len(sheets) == 1
+    return sheets[0]
 
 
 def test_script_reads_the_live_apis(server: Server) -> None:

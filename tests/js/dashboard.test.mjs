@@ -3,7 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  consumers, formatCount, parseMetrics, rate, rates, summarize, trim, typeRows,
+  consumers, formatCount, parseMetrics, rate, rates, summarize, tailNext, tailStart, trim,
+  typeRows,
 } from "../../src/rqs/web/static/dashboard.js";
 
 test("parseMetrics reads samples, labels with escapes, and skips comments", () => {
@@ -84,4 +85,19 @@ test("formatCount", () => {
   assert.equal(formatCount(1234567.4), "1,234,567");
   assert.equal(formatCount(null), "–");
   assert.equal(formatCount(NaN), "–");
+});
+
+test("the tail starts a little back, never behind retention", () => {
+  assert.equal(tailStart(1000, 0, false), 950);
+  assert.equal(tailStart(1000, 0, true), 0); // one type: further back
+  assert.equal(tailStart(100000, 0, true), 98000);
+  assert.equal(tailStart(1000, 990, false), 990);
+  assert.equal(tailStart(10, 0, false), 0);
+});
+
+test("the tail follows next_index, and skips ahead of a stream faster than its pages", () => {
+  assert.equal(tailNext({ next_index: 501, has_more: false }, "500", false), 500);
+  assert.equal(tailNext({ next_index: 501, has_more: true }, "90000", false), 89950);
+  assert.equal(tailNext({ next_index: 501, has_more: true }, "520", false), 500);
+  assert.equal(tailNext({ next_index: 501, has_more: true }, null, false), 500);
 });

@@ -135,10 +135,27 @@ export function formatCount(n) {
 
 const TOKEN_KEY = "rqs-dashboard-token";
 
+// Where the tail starts: a few indexes back (further for one type: the last few indexes
+// may hold none of it), never behind what retention removed.
+export function tailStart(newest, purgedThrough, filtered) {
+  const back = filtered ? TAIL_ROWS * 40 : TAIL_ROWS;
+  return Math.max(newest - back, purgedThrough || 0, 0);
+}
+
+// After a page of the tail: where the next one starts. When more was waiting than a page
+// holds, skip ahead to the newest few, so a fast stream never leaves the tail behind.
+export function tailNext(page, newestHeader, filtered) {
+  const next = page.next_index - 1;
+  if (!page.has_more) return next;
+  const newest = Number(newestHeader);
+  return Number.isFinite(newest) ? Math.max(next, tailStart(newest, 0, filtered)) : next;
+}
+
 export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, metrics: 5000 }) {
-  // Refreshes run on timers; `page.stop()` ends them.
+  // Refreshes run on timers, one of each kind at a time; `page.stop()` ends them. URLs are
+  // relative to the page, so it also works behind a proxy that adds a path prefix.
   const $ = (id) => doc.getElementById(id);
-  const state = { points: [], after: null, type: "", timers: [], rows: [] };
+  const state = { points: [], after: null, type: "", timers: [], rows: [], view: 0, busy: new Set() };
 
   const api = async (path, accept = "application/json") => {
     const token = storage.getItem(TOKEN_KEY);
@@ -165,17 +182,28 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
     if (err.auth) stop();
   }
 
+  // Back to the login, with nothing of the last key's domain left on the page.
   function stop() {
     state.timers.forEach(clearInterval);
     state.timers = [];
+    state.view += 1;
+    Object.assign(state, { points: [], after: null, type: "", rows: [] });
+    for (const id of ["types", "consumers", "tail"]) $(id).replaceChildren();
+    const select = $("type");
+    while (select.options.length > 1) select.remove(1);
+    select.value = "";
+    for (const id of ["domain", "newest", "retained", "oldest", "rate"]) text($(id), "–");
+    $("line").setAttribute("points", "");
     $("login").hidden = false;
     $("main").hidden = true;
   }
 
   async function refreshStats() {
-    const r = await api("/v1/stats");
+    const view = state.view;
+    const r = await api("v1/stats");
     const stats = await r.json();
     if (!r.ok) throw new Error(stats.message || `HTTP ${r.status}`);
+    if (view !== state.view) return;
     const now = Date.now() / 1000;
     state.points = trim([...state.points, { t: now, total: stats.ingested }]);
     text($("domain"), stats.domain);
@@ -197,30 +225,35 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
       const bar = doc.createElement("div");
       bar.className = "bar";
       bar.style.width = `${top ? (100 * r.ingested) / top : 0}%`;
-      cell(tr, "").appendChild(bar);
+      cell(tr, "", "barcell").appendChild(bar);
       body.appendChild(tr);
     }
     const select = $("type");
     const known = new Set([...select.options].map((o) => o.value));
     for (const r of rows) {
-      if (!known.has(r.type)) select.appendChild(Object.assign(doc.createElement("option"), { value: r.type, textContent: r.type }));
+      if (!known.has(r.type)) {
+        const option = doc.createElement("option");
+        option.value = r.type;
+        option.textContent = r.type;
+        select.appendChild(option);
+      }
     }
-    // A filtered tail starts further back: the last few indexes may hold none of the type.
-    const back = state.type ? TAIL_ROWS * 40 : TAIL_ROWS;
-    if (state.after === null) state.after = Math.max(stats.newest_index - back, 0);
+    if (state.after === null) state.after = tailStart(stats.newest_index, stats.purged_through, !!state.type);
     $("status").className = "ok";
     text($("status"), `live, ${new Date().toLocaleTimeString()}`);
   }
 
   async function refreshTail() {
     if (state.after === null) return;
+    const view = state.view;
     const q = new URLSearchParams({ after: String(state.after), limit: "500" });
     if (state.type) q.set("type", state.type);
-    const r = await api(`/v1/events?${q}`);
+    const r = await api(`v1/events?${q}`);
     const page = await r.json();
-    if (r.status === 410) { state.after = (page.oldest_index || 1) - 1; return; }
+    if (view !== state.view) return; // the filter changed while this was under way
+    if (r.status === 410) { state.after = null; return; } // retention passed us: start again
     if (!r.ok) throw new Error(page.message || `HTTP ${r.status}`);
-    state.after = page.next_index - 1;
+    state.after = tailNext(page, r.headers.get("X-Newest-Index"), !!state.type);
     if (!page.events.length) return;
     state.rows = [...page.events.reverse(), ...state.rows].slice(0, TAIL_ROWS);
     const body = $("tail");
@@ -237,11 +270,13 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
   }
 
   async function refreshConsumers() {
-    const r = await api("/metrics", "text/plain");
+    const view = state.view;
+    const r = await api("metrics", "text/plain");
     if (!r.ok) throw new Error(`metrics: HTTP ${r.status}`);
+    const rows = consumers(parseMetrics(await r.text()));
+    if (view !== state.view) return;
     const body = $("consumers");
     body.replaceChildren();
-    const rows = consumers(parseMetrics(await r.text()));
     for (const c of rows) {
       const tr = doc.createElement("tr");
       cell(tr, c.kind);
@@ -255,30 +290,30 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
   }
 
   function drawChart(series) {
-    const svg = $("chart");
     const w = 600, h = 80;
     const top = Math.max(1, ...series.map((p) => p.rate));
     const t1 = series.length ? series[series.length - 1].t : 0;
     const pts = series.map((p) => `${(w * (1 - (t1 - p.t) / HISTORY_S)).toFixed(1)},${(h - (h * p.rate) / top).toFixed(1)}`);
     $("line").setAttribute("points", pts.join(" "));
     text($("peak"), `peak ${formatCount(top)}/s`);
-    svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   }
 
-  const guard = (fn) => () => fn().catch(showError);
+  // One refresh of a kind at a time: a slow one is not overtaken by the next tick.
+  const guard = (fn) => async () => {
+    if (state.busy.has(fn)) return;
+    state.busy.add(fn);
+    try { await fn(); } catch (err) { showError(err); } finally { state.busy.delete(fn); }
+  };
+  const stats = guard(refreshStats), tail = guard(refreshTail), metrics = guard(refreshConsumers);
 
   function run() {
     $("login").hidden = true;
     $("main").hidden = false;
-    state.points = [];
-    state.after = null;
-    state.rows = [];
-    const first = Promise.all([guard(refreshStats)().then(guard(refreshTail)),
-      guard(refreshConsumers)()]);
+    const first = Promise.all([stats().then(tail), metrics()]);
     state.timers = [
-      setInterval(guard(refreshStats), every.stats),
-      setInterval(guard(refreshTail), every.tail),
-      setInterval(guard(refreshConsumers), every.metrics),
+      setInterval(stats, every.stats),
+      setInterval(tail, every.tail),
+      setInterval(metrics, every.metrics),
     ];
     return first;
   }
@@ -292,11 +327,12 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
   });
   $("logout").addEventListener("click", () => { storage.removeItem(TOKEN_KEY); stop(); });
   $("type").addEventListener("change", () => {
+    state.view += 1; // answers to requests made for the old filter are dropped
     state.type = $("type").value;
     state.rows = [];
-    $("tail").replaceChildren();
     state.after = null;
-    guard(refreshStats)();
+    $("tail").replaceChildren();
+    page.ready = stats().then(tail);
   });
   if (storage.getItem(TOKEN_KEY)) page.ready = run(); else stop();
   // `ready` settles once the first refresh of every panel is drawn (tests wait on it).
