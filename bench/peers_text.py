@@ -28,7 +28,7 @@ METHOD = """
   own clock) and an hour of paced ingest per store does not fit the machine's time. So the
   window is the middle 15% of each store's own
   ingest wall-clock span (42.5% to 57.5%), and the events column says how many events that
-  store received in it (132,000 to 159,000 in the run above: the ingest rate varies
+  store received in it (137,000 to 164,000 in the run above: the ingest rate varies
   during a run). rqs: `since=&until=` (Unix seconds, microsecond precision) paged with
   `after=`; NATS: an ordered consumer with `deliver_policy=by_start_time` at the window's
   start on `rqsbench.>`,
@@ -63,8 +63,9 @@ METHOD = """
   `--nats-bin`. Without it the row is reported as not run.
 - **The Mapp-compatible calls** in the notes are for the record, not the comparison:
   `pollByType` answers in Mapp's flattened `{queueId, output: [{name, value}]}` shape (in
-  the run above 204,800 events/s on SQLite against 202,800 for the native by-type read:
-  the payloads are flattened by `rqs._speedups` in C; in Python it was 78,500 events/s),
+  the run above 273,300 events/s on SQLite against 313,300 for the native by-type read:
+  the payloads are flattened by `rqs._speedups` in C; in Python it was 78,500 events/s in
+  the fourth session),
   and `pollByRange` has no paging, so one call returns at most `limit=100000` events of the
   window.
 - **CPU** per event: the load generator's CPU time and the server's (from `/proc`, for rqs on
@@ -73,70 +74,73 @@ METHOD = """
 ### Reading it (figures from the run above)
 
 - **Ingest**: rqs on SQLite acknowledged the most events per second, every one durably:
-  178,700/s, 4.11x Redis without persistence and 4.72x Redis with `appendfsync always`.
-  rqs on PostgreSQL took 68,100/s with one server process (1.57x Redis, 1.80x the durable
-  Redis) and 71,900/s with `--workers 2` (1.65x; 1.90x durable). On this machine the
-  peers are limited by their Python clients, not by their servers: nats-py spent 33-39 µs
-  of CPU per event (a message, a reply subject and a future for each), redis-py 23-25 µs
-  (one command packed per event), while the rqs client spends ~0.6 µs (one ready body per
-  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (2.7 µs, against
-  8.2 µs for rqs on SQLite and 15-17 µs for rqs on PostgreSQL with its backends), and
-  JetStream (11 µs) is on a par with rqs. With a compiled client and spare cores both
-  peers would ingest faster than they do here; rqs's lead holds for Python clients on 2
-  cores, where its batch endpoint lets one request carry 1,000 events.
+  203,400/s, 3.39x Redis without persistence and 3.53x Redis with `appendfsync always`.
+  rqs on PostgreSQL took 84,300/s with one server process (1.40x Redis, 1.46x the durable
+  Redis) and 98,100/s with `--workers 2` (1.63x; 1.70x durable). On this machine the
+  peers are limited by their Python clients, not by their servers: nats-py spent 25-28 µs
+  of CPU per event (a message, a reply subject and a future for each), redis-py 16 µs
+  (one command packed per event), while the rqs client spends ~0.5 µs (one ready body per
+  1,000 events). Per event of *server* CPU Redis is cheaper than rqs (1.9 µs, against
+  7.0 µs for rqs on SQLite and 11-12 µs for rqs on PostgreSQL with its backends), and
+  JetStream (6.9-7.6 µs) is on a par with rqs. With a compiled client and spare cores
+  both peers would ingest faster than they do here; rqs's lead holds for Python clients
+  on 2 cores, where its batch endpoint lets one request carry 1,000 events.
 - **The price of durability**: JetStream with `sync_interval: always` fsyncs every
-  message: 3,700 events/s, 1/48 of rqs on SQLite. Redis with `appendfsync always` fsyncs
+  message: 5,900 events/s, 1/35 of rqs on SQLite. Redis with `appendfsync always` fsyncs
   once per event-loop turn, i.e. once per 1,000-command pipeline (a group commit, like
   rqs's). JetStream's default (fsync every 2 minutes) can lose acknowledged events on a
   power loss or kernel crash; Redis without persistence loses all of them on any restart.
   rqs acknowledges only committed data.
-- **Reads** in this run: rqs on SQLite leads the time range (1.44x the best peer, p99
-  0.30x) and the read after the middle (1.07x, p99 0.66x), and is behind on the one-type
-  read from the start (202,800 events/s against 249,200 for the durable Redis, the faster
-  Redis in this run: 0.81x). rqs on PostgreSQL reads at 0.70x, 1.11x and 0.98x with one
-  server process and 0.65x, 0.93x and 0.86x with `--workers 2`. rqs is ahead of NATS on
-  every read. The machine was in a slow phase for rqs's reads: a second full run an hour
-  later gave rqs on SQLite 1.04x, 1.19x and 1.06x, and on PostgreSQL 0.59x, 0.75x and
-  0.83x; a run of rqs on SQLite and the durable Redis alone, minutes after the first,
-  gave 1.02x, 1.47x and 1.53x; the fifth session's run gave 1.18x, 1.56x and 1.54x on
-  SQLite and 0.75x, 1.06x and 1.09x on PostgreSQL. Between the fifth session's code and
-  this one, nothing on the read path changed, and an alternated one-off run of both on the
-  same 1,000,000-event SQLite file read at the same rates (one type 121-191k against
-  255-265k, after the middle 266-278k against 308-330k events/s, the older code first).
-- **Memory**: Redis keeps the whole data set in memory (590 MiB for 1,000,000 events);
-  the JetStream servers cached 357-480 MiB; rqs on SQLite peaked at 335 MiB summed over
-  its processes (each has its own SQLite page cache); rqs on PostgreSQL's own processes
-  at 129 MiB (264 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
+- **Reads** in this run: rqs on SQLite leads every read: the one type from the start
+  1.17x the best peer (313,300 events/s against 267,600 for the durable Redis, the faster
+  Redis in this run), the time range 1.60x (p99 0.43x) and after the middle 1.47x (p99
+  0.53x). rqs on PostgreSQL reads at 0.77x, 0.96x and 1.02x with one server process and
+  0.86x, 1.05x and 0.98x with `--workers 2`: behind on the one-type read, level on the
+  others. rqs is ahead of NATS on every read. Over the last three sessions' full runs,
+  rqs on SQLite read one type at 0.81-1.18x, the time range at 1.19-1.60x and after the
+  middle at 1.06-1.54x; rqs on PostgreSQL at 0.59-0.77x, 0.75-1.11x and 0.83-1.09x (one
+  process). The slow runs were slow phases of the machine (see the sixth session's note
+  in *Targets*).
+- **Memory**: Redis keeps the whole data set in memory (593-595 MiB for 1,000,000
+  events); the JetStream servers cached 311-441 MiB; rqs on SQLite peaked at 333 MiB
+  summed over its processes (each has its own SQLite page cache); rqs on PostgreSQL's own
+  processes at 110 MiB (265 MiB with two workers), with PostgreSQL's shared buffers
+  (128 MB) on top.
 - **Noise**: absolute rates on this shared machine move by 20-85% between runs (in the
-  fifth session's run rqs on SQLite ingested 178,500 events/s and Redis 68,100/s); compare
+  sixth session's run rqs on SQLite ingested 178,700 events/s and Redis 43,500/s); compare
   the ratios of one run. Every row above comes from one run of all the stores, one after
   the other.
 
 ### Where rqs is behind, and why (profiles)
 
-1. **rqs on PostgreSQL, the one-type read from the start** (0.59-0.75x the best peer over
-   this and the last session's runs): PostgreSQL walks the (domain, type, idx) index and
-   fetches heap rows scattered over the range (a 10,000-event page of one type touches
-   ~2,600 heap pages). Right after a bulk ingest those pages are outside the 128 MB of
-   shared buffers (`COPY` writes through a small ring of buffers, so even a larger pool
-   would not hold them), and each is copied in from the OS cache: `EXPLAIN (ANALYZE,
-   BUFFERS)` of one such page query, `read=2634`, 32-63 ms of execution cold against
-   7.5-10.8 ms warm in this session (17-19 against 6.2 in the last). `VACUUM` or
-   `CHECKPOINT` first changed nothing (fifth session). Tried this session and not kept:
-   writing each append's rows grouped by type (indexes unchanged), which cut a type's
-   heap pages per 10,000 events to ~930 and the cold one-type read from 158-163k to
-   188-204k events/s over HTTP, but made every read of all types pin each page many
-   times (10,000 rows: 879 -> 8,549 buffer hits): after the middle, 212-270k fell to
-   181-234k, and ingest looked ~8% slower (alternated runs, 1,000,000 events). In rqs's
-   own process a 10,000-event page of one type takes 22-25 ms to stream from a warm
-   table (2.2-2.5 µs a row, psycopg's row decoding most of it) and 4 ms of fixed cost
-   per request (a 1-event page).
-2. **rqs on SQLite, the one-type read from the start** (0.81-1.04x this session, 1.18x in
-   the last): a 10,000-event page of a type that is a third of the traffic scans ~31,000
-   rows in SQLite and builds the 10,000 it keeps as Python rows: 13.6 ms to read them
-   (5.1 ms of it SQLite's scan and filter, the rest apsw building seven objects a row),
-   20-24 ms to take a page through the store, then encoding and the response.
-3. **rqs on PostgreSQL, ingest** is ahead (1.35-1.90x the durable Redis), but each append
+1. **rqs on PostgreSQL, the one-type read from the start** (0.59-0.86x the best peer over
+   the last three sessions' runs). PostgreSQL walks the (domain, type, idx) index and
+   fetches heap rows scattered over the range: a 10,000-event page of one type touches
+   ~2,600 heap pages. After a bulk ingest those pages are outside the 128 MB of shared
+   buffers (`COPY` writes through a small ring of buffers), and each is copied in from the
+   OS cache. The first read of freshly copied rows also sets their hint bits, which
+   dirties every page it reads; evicting those pages writes them out again. Measured this
+   session over ten such pages (`EXPLAIN (ANALYZE, BUFFERS)`, 1,000,000 events): the
+   first pass `dirtied=2535 written=2571` a page and 188 ms of execution, the second
+   156 ms, the third, on clean pages, 108 ms. Still, a `VACUUM` right after the ingest
+   (0.4 s for 1,000,000 events; it sets the hint bits) did not speed up the first HTTP
+   read in alternated runs (205-217k events/s with it, 220-235k without), so it is not
+   done. Nor does reading the whole index range and filtering by type help: 131-135 ms
+   of execution against 100-158 ms, and 250 ms to fetch against 177 ms.
+   The rest is CPU on 2 cores: per event, the rqs process spends 2.0-2.6 µs of CPU and
+   PostgreSQL's backend 1.7-2.2 µs (from `/proc`, warm reads over HTTP), and the rqs
+   process holds the GIL for nearly the whole read (py-spy `--gil`: encoding 27%,
+   psycopg's row loading and the event objects ~25%, uvicorn's send 11%). In rqs's own
+   process a 10,000-event page of one type takes 15-16 ms to stream from a warm table,
+   7.8 ms of it CPU in psycopg (0.78 µs a row). Tried in the sixth session and not kept:
+   writing each append's rows grouped by type (the one-type read up 20%, reads of every
+   type down 5-14%, ingest ~8% slower).
+2. **rqs on SQLite, the one-type read from the start** is ahead in this run (1.17x) and
+   was behind in slow phases (0.81-1.04x in the sixth session): a 10,000-event page of a
+   type that is a third of the traffic scans ~31,000 rows in SQLite and builds the 10,000
+   it keeps as Python rows: 13.6 ms to read them (5.1 ms of it SQLite's scan and filter,
+   the rest apsw building seven objects a row), then encoding and the response.
+3. **rqs on PostgreSQL, ingest** is ahead (1.40-1.70x the durable Redis), but each append
    holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the index
    gapless in commit order, so appends to one domain are serial even across processes.
 """
