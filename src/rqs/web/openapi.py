@@ -387,6 +387,14 @@ def docs_paths() -> dict[str, Json]:
             "description": "OpenAPI 3.1", "content": {"application/json": {}}})},
         "/docs": {"get": op("admin", "This document as a web page", security=[], ok={
             "description": "HTML", "content": {"text/html": {}}})},
+        "/dashboard": {"get": op(
+            "admin", "The live dashboard", (
+                "A page that asks for a key's token and draws its domain live from "
+                "/v1/stats, /v1/events and /metrics. Serving it needs no credentials."),
+            security=[], ok={"description": "HTML", "content": {"text/html": {}}})},
+        "/dashboard.js": {"get": op(
+            "admin", "The dashboard's script", security=[], ok={
+                "description": "JavaScript", "content": {"text/javascript": {}}})},
     }
 
 
