@@ -164,7 +164,7 @@ def _next_steps(url: str, token_in_env: bool) -> str:
         f"  curl -s {auth} '{url}/v1/events?channel=Sms&type=SMS_INBOUND&limit=5'",
         f"  curl -s {auth} '{url}/api/rest/v19/async/pollByType?type=linkClick&limit=10'",
         "  rqs stats",
-        f"  open {url}/dashboard                 # paste the token; watch `rqs demo --rate 20`",
+        f"  open {url}/dashboard   # paste the token, then run `rqs demo --rate 20`",
         "  rqs poll --type SMS_INBOUND --format table",
         "  rqs poll --follow --format table      # then run `rqs demo --rate 20` in another "
         "terminal",
