@@ -51,6 +51,9 @@ class Settings:
         default="FULL", metadata=_doc("SQLite durability: FULL fsyncs before every 2xx"))
     workers: int = field(default=1, metadata=_doc("server processes (PostgreSQL only)"))
     log_level: str = field(default="info", metadata=_doc("debug, info, warning or error"))
+    access_log: bool = field(
+        default=False, metadata=_doc("log every HTTP request to stdout (uvicorn's access "
+                                     "log; off: it costs ingest throughput)"))
     retry_schedule: tuple[int, ...] = field(
         default=DEFAULT_RETRY_SCHEDULE,
         metadata=_doc("push retry delays in seconds, comma-separated"))

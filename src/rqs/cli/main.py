@@ -71,7 +71,8 @@ def serve(**overrides: Any) -> None:
     os.environ.update(settings_mod.to_env(settings))
     uvicorn.run("rqs.web.factory:build", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, loop="uvloop", http="httptools",
-                log_level=settings.log_level.lower(), access_log=False, lifespan="on")
+                log_level=settings.log_level.lower(), access_log=settings.access_log,
+                lifespan="on")
 
 
 @cli.group()

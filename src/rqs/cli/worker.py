@@ -46,7 +46,7 @@ async def run_worker(settings: Settings, once: bool) -> int:
 
 # What only the HTTP service uses.
 _SERVE_ONLY = ("host", "port", "workers", "max_batch_items", "max_body_bytes",
-               "max_poll_limit", "default_poll_limit", "delivery_in_serve")
+               "max_poll_limit", "default_poll_limit", "delivery_in_serve", "access_log")
 
 
 @click.command()
