@@ -132,7 +132,11 @@ METHOD = """
    process holds the GIL for nearly the whole read (py-spy `--gil`: encoding 27%,
    psycopg's row loading and the event objects ~25%, uvicorn's send 11%). In rqs's own
    process a 10,000-event page of one type takes 15-16 ms to stream from a warm table,
-   7.8 ms of it CPU in psycopg (0.78 µs a row). Tried in the sixth session and not kept:
+   7.8 ms of it CPU in psycopg (0.78 µs a row). Reading the page as `COPY (SELECT ...)
+   TO STDOUT (FORMAT binary)` instead, to render it without an object per row, costs more
+   in psycopg alone (14-15 ms of CPU per 10,000 rows against 10-11 ms for the streamed
+   rows, measured side by side): its copy loop is a Python step per row.
+   Tried in the sixth session and not kept:
    writing each append's rows grouped by type (the one-type read up 20%, reads of every
    type down 5-14%, ingest ~8% slower).
 2. **rqs on SQLite, the one-type read from the start** is ahead in this run (1.17x) and
