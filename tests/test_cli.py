@@ -215,6 +215,38 @@ def test_stats_table_and_json(server: Server, client: Client) -> None:
     assert body["retained"] == 28 and body["oldest_index"] == 1 and "retention_horizon" in body
 
 
+def test_consumers_table_and_json(server: Server, client: Client) -> None:
+    empty = run(server, "consumers")
+    assert empty.exit_code == 0, empty.output
+    assert "(no server-managed cursors" in empty.stdout and "(no subscriptions)" in empty.stdout
+    client.ingest(samples())
+    api = server.client()
+    polled = api.get("/api/rest/v19/async/pollByType", params={"type": "linkClick", "limit": 1},
+                     headers={"accept": "application/json"})
+    assert polled.status_code == 200 and len(polled.json()) == 1
+    # A public address literal: nothing is sent, delivery does not run in this server.
+    made = api.post("/v1/callbacks", json={"name": "crm", "url": "http://93.184.216.34/hook"})
+    assert made.status_code == 201, made.text
+    sub = api.post("/v1/subscriptions", json={"name": "bounces", "callback": "crm",
+                                              "event_types": ["EMAIL_BOUNCED"]})
+    assert sub.status_code == 201, sub.text
+
+    table = run(server, "consumers")
+    assert table.exit_code == 0, table.output
+    lines = table.stdout.splitlines()
+    assert lines[0] == "domain default, newest index 28"
+    cursor = next(line.split() for line in lines if line.startswith("type:linkClick"))
+    position = int(cursor[2])
+    assert cursor[1] == server.admin.key.id and cursor[3] == str(28 - position)
+    assert cursor[4:6] == ["1", "0"]
+    subscription = next(line.split() for line in lines if line.startswith("bounces"))
+    assert subscription[:5] == ["bounces", "crm", "ACTIVE", "28", "0"]  # starts at "now"
+    body = json.loads(run(server, "consumers", "--json").stdout)
+    assert body["newest_index"] == 28
+    assert [(c["cursor"], c["polled"]) for c in body["cursors"]] == [("type:linkClick", 1)]
+    assert client.consumers().subscriptions[0].pending is None
+
+
 def test_bad_token_and_unreachable_server(server: Server) -> None:
     runner = CliRunner()
     denied = runner.invoke(cli, ["stats", "--url", server.url, "--token", "rk_x.nope"])

@@ -104,6 +104,47 @@ class TypeCount(msgspec.Struct, frozen=True):
     catalogued: bool = True
 
 
+class ConsumerCursor(msgspec.Struct):
+    key_id: str
+    cursor: str  # type:<poll type> (pollByType) or topic:<name> (poll)
+    position: int
+    lag: int  # newest_index - position
+    polled: int
+    skipped: int  # events retention removed before the cursor reached them
+    last_poll: str
+
+
+class PendingBatch(msgspec.Struct):
+    delivery_id: int
+    first_index: int
+    last_index: int
+    attempts: int
+    created_at: str
+    next_attempt_at: str | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+
+
+class ConsumerSubscription(msgspec.Struct):
+    name: str
+    callback: str
+    status: str  # ACTIVE | PAUSED
+    callback_status: str  # ACTIVE | DISABLED
+    position: int
+    lag: int
+    callback_failing_since: str | None = None
+    pending: PendingBatch | None = None
+
+
+class Consumers(msgspec.Struct):
+    """``GET /v1/consumers``: the domain's server-managed cursors and subscriptions."""
+
+    domain: str
+    newest_index: int
+    cursors: list[ConsumerCursor]
+    subscriptions: list[ConsumerSubscription]
+
+
 class Stats(msgspec.Struct):
     domain: str
     oldest_index: int | None
@@ -298,6 +339,10 @@ class Client:
     def stats(self) -> Stats:
         return _stats(self._request("GET", "/v1/stats"))
 
+    def consumers(self) -> Consumers:
+        """Server-managed cursors and push subscriptions, with how far behind each is."""
+        return _decode(self._request("GET", "/v1/consumers"), Consumers)
+
     def purge(self) -> int:
         """Run retention now (admin key); returns how many events were removed."""
         return _decode(self._request("POST", "/v1/purge"), dict[str, int])["removed"]
@@ -384,6 +429,9 @@ class AsyncClient:
 
     async def stats(self) -> Stats:
         return _stats(await self._request("GET", "/v1/stats"))
+
+    async def consumers(self) -> Consumers:
+        return _decode(await self._request("GET", "/v1/consumers"), Consumers)
 
     async def purge(self) -> int:
         r = await self._request("POST", "/v1/purge")

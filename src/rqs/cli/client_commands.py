@@ -12,7 +12,7 @@ from typing import IO, Any, TypeVar
 import click
 import msgspec
 
-from rqs.client import Client, ClientError, Event, RetentionGap, Stats
+from rqs.client import Client, ClientError, Consumers, Event, RetentionGap, Stats
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -399,8 +399,50 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
         click.echo(render_stats(s))
 
 
+def render_consumers(c: Consumers) -> str:
+    lines = [f"domain {c.domain}, newest index {c.newest_index}", ""]
+    if c.cursors:
+        lines.append(f"{'CURSOR':<28}{'KEY':<22}{'POSITION':>10}{'LAG':>10}{'POLLED':>10}"
+                     f"{'SKIPPED':>9}  LAST POLL")
+        for cur in c.cursors:
+            lines.append(f"{cur.cursor:<28}{cur.key_id:<22}{cur.position:>10,}{cur.lag:>10,}"
+                         f"{cur.polled:>10,}{cur.skipped:>9,}  {cur.last_poll}")
+    else:
+        lines.append("(no server-managed cursors: nobody has called pollByType or poll)")
+    lines.append("")
+    if c.subscriptions:
+        lines.append(f"{'SUBSCRIPTION':<24}{'CALLBACK':<20}{'STATE':<18}{'POSITION':>10}"
+                     f"{'LAG':>10}  DELIVERING")
+        for s in c.subscriptions:
+            state = s.status if s.callback_status == "ACTIVE" else "callback DISABLED"
+            p = s.pending
+            doing = "-" if p is None else (
+                f"{p.first_index}..{p.last_index}" + (
+                    f", {p.attempts} failed, next {p.next_attempt_at}: {p.last_error}"
+                    if p.attempts else ""))
+            lines.append(f"{s.name:<24}{s.callback:<20}{state:<18}{s.position:>10,}"
+                         f"{s.lag:>10,}  {doing}")
+    else:
+        lines.append("(no subscriptions)")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the server's JSON")
+@server_options
+@client_errors
+def consumers(as_json: bool, url: str, token: str | None) -> None:
+    """Server-managed cursors and push subscriptions: position, lag, delivery trouble."""
+    with open_client(url, token) as client:
+        found = client.consumers()
+    if as_json:
+        click.echo(msgspec.json.format(_encoder.encode(found), indent=2).decode())
+    else:
+        click.echo(render_consumers(found))
+
+
 def register(group: click.Group) -> None:
     from rqs.cli.demo import demo
 
-    for command in (ingest, poll, stats, demo):
+    for command in (ingest, poll, stats, consumers, demo):
         group.add_command(command)

@@ -4,8 +4,7 @@ Every figure comes from the database, none from counters kept in the process: wi
 several server processes (or hosts, on PostgreSQL) whichever one a scrape reaches gives
 the same answer, and a restart resets nothing. A scrape costs a handful of small queries.
 
-Lags are index distances (the newest index minus a position): an upper bound on what a
-cursor or a subscription has still to see, exact when it reads every type.
+Cursors and subscriptions come from ``rqs.service.consumers``.
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ from dataclasses import dataclass, field
 
 from rqs import __version__
 from rqs.domain import catalog
-from rqs.domain.delivery import CallbackStatus, DeliveryState, SubscriptionStatus
+from rqs.domain.delivery import CallbackStatus
+from rqs.service.consumers import Consumers, consumers
 from rqs.service.keys import Principal
 from rqs.service.push_admin import PushAdmin
 from rqs.service.queue import ResponseQueue
@@ -96,9 +96,8 @@ async def collect(queue: ResponseQueue, push: PushAdmin, who: Principal) -> list
             index[-1].add(last.received_at / 1e6, domain=domain)
 
     families = [info, ingested, retained, *index]
-    families += await _cursor_families(queue, domain, newest)
-    families += await _push_families(push, domain, newest, now)
-    return families
+    seen = await consumers(queue, push, who)
+    return families + _cursor_families(seen) + _push_families(seen, now)
 
 
 def _index_families(domain: str, newest: int, oldest: int | None,
@@ -117,7 +116,7 @@ def _index_families(domain: str, newest: int, oldest: int | None,
     return [newest_f, oldest_f, purged, last]
 
 
-async def _cursor_families(queue: ResponseQueue, domain: str, newest: int) -> list[Family]:
+def _cursor_families(seen: Consumers) -> list[Family]:
     position = Family("rqs_cursor_position", "gauge",
                       "The last index a server-managed cursor (pollByType, poll) has passed.")
     lag = Family("rqs_cursor_index_lag", "gauge",
@@ -127,29 +126,25 @@ async def _cursor_families(queue: ResponseQueue, domain: str, newest: int) -> li
                      "Events retention removed before the cursor reached them (lost to it).")
     moved = Family("rqs_cursor_last_poll_timestamp_seconds", "gauge",
                    "When the cursor was last polled (Unix seconds).")
-    for c in await queue.storage.list_cursors(domain):
-        labels = {"domain": domain, "key": c.key_id, "cursor": c.name}
+    for c, behind in seen.cursors:
+        labels = {"domain": seen.domain, "key": c.key_id, "cursor": c.name}
         position.add(c.state.position, **labels)
-        lag.add(max(newest - c.state.position, 0), **labels)
+        lag.add(behind, **labels)
         polled.add(c.state.polled, **labels)
         skipped.add(c.state.skipped, **labels)
         moved.add(c.updated_at / 1e6, **labels)
     return [position, lag, polled, skipped, moved]
 
 
-async def _push_families(push: PushAdmin, domain: str, newest: int, now: float
-                         ) -> list[Family]:
-    store = push.store
+def _push_families(seen: Consumers, now: float) -> list[Family]:
+    domain = seen.domain
     callback_active = Family("rqs_callback_active", "gauge",
                              "1 while the callback is enabled, 0 once it was disabled.")
     failing = Family("rqs_callback_failing_seconds", "gauge",
                      "How long the enabled callback's current run of failures has lasted "
                      "(0: none, or disabled).")
-    enabled: set[str] = set()
-    for cb in await store.list_callbacks(domain):
+    for cb in seen.callbacks:
         on = cb.status is CallbackStatus.ACTIVE
-        if on:
-            enabled.add(cb.name)
         callback_active.add(1 if on else 0, domain=domain, callback=cb.name)
         since = cb.failing_since
         failing.add(0 if since is None or not on else max(now - since / 1e6, 0),
@@ -166,18 +161,12 @@ async def _push_families(push: PushAdmin, domain: str, newest: int, now: float
     age = Family("rqs_subscription_pending_age_seconds", "gauge",
                  "How long ago the batch being delivered was created (0: none, or the "
                  "subscription is paused or its callback disabled).")
-    for sub in await store.list_subscriptions(domain):
+    for sub in seen.subscriptions:
         labels = {"domain": domain, "subscription": sub.name, "callback": sub.callback}
-        on = sub.status is SubscriptionStatus.ACTIVE
-        active.add(1 if on else 0, **labels)
+        active.add(1 if sub.active else 0, **labels)
         position.add(sub.position, **labels)
-        lag.add(max(newest - sub.position, 0), **labels)
-        head = None
-        if on and sub.callback in enabled:
-            # The subscription's own lane (one pending batch at most), not its replays'.
-            pending = await store.list_deliveries(domain, subscription_id=sub.id,
-                                                  state=DeliveryState.PENDING)
-            head = next((d for d in pending if d.replay_id is None), None)
+        lag.add(sub.lag, **labels)
+        head = sub.pending
         attempts.add(0 if head is None else head.attempts, **labels)
         age.add(0 if head is None else max(now - head.created_at / 1e6, 0), **labels)
     return [callback_active, failing, active, position, lag, attempts, age]

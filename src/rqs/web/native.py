@@ -12,8 +12,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from rqs.domain import catalog, selectors
+from rqs.domain.delivery import Delivery
+from rqs.domain.events import format_time
 from rqs.errors import InvalidRequest, NotFound, PayloadTooLarge, PermissionDenied, RqsError
-from rqs.service import keys, metrics
+from rqs.service import consumers, keys, metrics
 from rqs.service.keys import Principal
 from rqs.service.push_admin import PushAdmin
 from rqs.service.queue import ResponseQueue
@@ -159,6 +161,40 @@ async def get_stats(request: Request) -> Response:
 
 
 @endpoint
+async def get_consumers(request: Request) -> Response:
+    push: PushAdmin = request.app.state.push
+    seen = await consumers.consumers(queue_of(request), push, await who(request))
+    return json_response(consumers_json(seen))
+
+
+def consumers_json(seen: consumers.Consumers) -> dict[str, object]:
+    def when(micros: int | None) -> str | None:
+        return None if micros is None else format_time(micros)
+
+    def pending(d: Delivery | None) -> dict[str, object] | None:
+        if d is None:
+            return None
+        return {"delivery_id": d.id, "first_index": d.first_index, "last_index": d.last_index,
+                "attempts": d.attempts, "created_at": when(d.created_at),
+                "next_attempt_at": when(d.next_attempt_at), "last_status": d.last_status,
+                "last_error": d.last_error}
+
+    return {
+        "domain": seen.domain,
+        "newest_index": seen.newest,
+        "cursors": [{"key_id": c.key_id, "cursor": c.name, "position": c.state.position,
+                     "lag": lag, "polled": c.state.polled, "skipped": c.state.skipped,
+                     "last_poll": when(c.updated_at)} for c, lag in seen.cursors],
+        "subscriptions": [{"name": s.name, "callback": s.callback,
+                           "status": "ACTIVE" if s.active else "PAUSED",
+                           "callback_status": "ACTIVE" if s.callback_active else "DISABLED",
+                           "callback_failing_since": when(s.callback_failing_since),
+                           "position": s.position, "lag": s.lag,
+                           "pending": pending(s.pending)} for s in seen.subscriptions],
+    }
+
+
+@endpoint
 async def get_metrics(request: Request) -> Response:
     push: PushAdmin = request.app.state.push
     families = await metrics.collect(queue_of(request), push, await who(request))
@@ -299,6 +335,7 @@ routes = [
     Route("/v1/events", get_events, methods=["GET"]),
     Route("/v1/events/{index}", get_event, methods=["GET"]),
     Route("/v1/stats", get_stats, methods=["GET"]),
+    Route("/v1/consumers", get_consumers, methods=["GET"]),
     Route("/metrics", get_metrics, methods=["GET"]),
     Route("/v1/event-types", get_event_types, methods=["GET"]),
     Route("/v1/topics", list_topics, methods=["GET"]),

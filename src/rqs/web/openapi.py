@@ -105,6 +105,14 @@ def native_paths() -> dict[str, Json]:
                 "Retained and ingested counts per type and channel, the oldest and newest "
                 "index, purged_through and the retention horizon of the key's domain.")),
             ok=json_response("Statistics", "Stats"), errs=errors(401, 403, 503))},
+        "/v1/consumers": {"get": op(
+            "native", "Consumers and how far behind they are", scoped("read", (
+                "The key's domain's server-managed cursors (Mapp pollByType and poll) and "
+                "push subscriptions: position, lag (an index distance: exact for a consumer "
+                "of every type, an upper bound otherwise), and for a subscription its "
+                "state and the batch being delivered. Consumers that keep their own index "
+                "(after=) are not known to the server.")),
+            ok=json_response("Consumers", "Consumers"), errs=errors(401, 403, 503))},
         "/v1/event-types": {"get": op(
             "native", "The event type catalog", "Every known type with its channel and Mapp "
             "poll group, and the poll group names. No credentials needed.",

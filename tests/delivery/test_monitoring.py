@@ -1,4 +1,5 @@
-"""GET /metrics: a domain's figures in the Prometheus text format, read from storage."""
+"""GET /metrics (a domain's figures in the Prometheus text format) and GET /v1/consumers
+(its cursors and subscriptions as JSON), both read from storage."""
 
 from __future__ import annotations
 
@@ -87,12 +88,32 @@ async def test_metrics_follow_ingest_polls_and_delivery(env: Env) -> None:
     assert value(got, "rqs_subscription_pending_attempts", **sub) == 1
     assert value(got, "rqs_subscription_pending_age_seconds", **sub) == pytest.approx(30)
 
+    seen = env.get("/v1/consumers")
+    assert (seen["domain"], seen["newest_index"]) == ("default", 5)
+    assert seen["cursors"] == [{
+        "key_id": env.server.admin.key.id, "cursor": "type:linkClick", "position": 2,
+        "lag": 3, "polled": 2, "skipped": 0,
+        "last_poll": seen["cursors"][0]["last_poll"]}]
+    assert seen["cursors"][0]["last_poll"].endswith("Z")
+    [consumer] = seen["subscriptions"]
+    pending = consumer.pop("pending")
+    assert consumer == {"name": "sub", "callback": "cb", "status": "ACTIVE",
+                        "callback_status": "ACTIVE",
+                        "callback_failing_since": consumer["callback_failing_since"],
+                        "position": 0, "lag": 5}
+    assert consumer["callback_failing_since"] is not None
+    assert (pending["first_index"], pending["last_index"], pending["attempts"],
+            pending["last_status"]) == (1, 2, 1, 503)
+    assert pending["next_attempt_at"] is not None and pending["last_error"].startswith("HTTP 503")
+
     # Paused, the batch waiting is not a delivery problem: nothing to alert on.
     assert env.api.put("/v1/subscriptions/sub", json={"status": "PAUSED"}).status_code == 200
     paused = scrape(env.api)
     assert value(paused, "rqs_subscription_active", **sub) == 0
     assert value(paused, "rqs_subscription_pending_attempts", **sub) == 0
     assert value(paused, "rqs_subscription_pending_age_seconds", **sub) == 0
+    paused_view = env.get("/v1/consumers")["subscriptions"][0]
+    assert (paused_view["status"], paused_view["pending"]) == ("PAUSED", None)
     assert env.api.put("/v1/subscriptions/sub", json={"status": "ACTIVE"}).status_code == 200
 
     # The receiver recovers: everything is delivered and the lags close.
@@ -130,9 +151,16 @@ def test_metrics_are_the_callers_domain_only_and_need_read(server: Server) -> No
     assert {dict(labels)["cursor"] for name, labels in seen if name == "rqs_cursor_position"
             } == {"type:linkClick"}
 
-    r = server.client(server.new_key("ingest")).get("/metrics")
-    assert r.status_code == 403 and "read" in r.text, r.text
-    assert httpx.get(server.url + "/metrics").status_code == 401
+    assert [c["cursor"] for c in mine.get("/v1/consumers").json()["cursors"]] == [
+        "type:smsResponse"]
+    assert [c["cursor"] for c in theirs.get("/v1/consumers").json()["cursors"]] == [
+        "type:linkClick"]
+
+    ingest_only = server.client(server.new_key("ingest"))
+    for path in ("/metrics", "/v1/consumers"):
+        r = ingest_only.get(path)
+        assert r.status_code == 403 and "read" in r.text, r.text
+        assert httpx.get(server.url + path).status_code == 401
 
 
 def test_types_the_catalog_does_not_know_share_one_series(server: Server) -> None:
