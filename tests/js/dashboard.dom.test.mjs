@@ -10,7 +10,7 @@ const base = process.env.RQS_DASHBOARD_URL;
 const token = process.env.RQS_DASHBOARD_TOKEN;
 const html = readFileSync(new URL("../../src/rqs/web/static/dashboard.html", import.meta.url), "utf8");
 const HOSTILE_TYPE = "<b>HOSTILE</b><img src=x onerror=alert(2)>";
-const HOUR = { stats: 3600e3, tail: 3600e3, metrics: 3600e3 }; // only the first refresh
+const HOUR = { stats: 3600e3, tail: 3600e3, consumers: 3600e3 }; // only the first refresh
 
 function open() {
   const dom = new JSDOM(html, { url: base });

@@ -3,25 +3,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  consumers, formatCount, parseMetrics, rate, rates, summarize, tailNext, tailStart, trim,
-  typeRows,
+  consumerRows, formatCount, rate, rates, summarize, tailNext, tailStart, trim, typeRows,
 } from "../../src/rqs/web/static/dashboard.js";
-
-test("parseMetrics reads samples, labels with escapes, and skips comments", () => {
-  const text = [
-    "# HELP rqs_index_newest The last index assigned (0: none yet).",
-    "# TYPE rqs_index_newest gauge",
-    'rqs_index_newest{domain="acme"} 42',
-    'rqs_x{domain="a\\"b\\\\c\\nd",type="T"} 1.5',
-    "rqs_bare 7",
-    "",
-  ].join("\n");
-  assert.deepEqual(parseMetrics(text), [
-    { name: "rqs_index_newest", labels: { domain: "acme" }, value: 42 },
-    { name: "rqs_x", labels: { domain: 'a"b\\c\nd', type: "T" }, value: 1.5 },
-    { name: "rqs_bare", labels: {}, value: 7 },
-  ]);
-});
 
 test("rate is the growth over the window, and needs two points", () => {
   assert.equal(rate([]), null);
@@ -62,23 +45,26 @@ test("summarize picks the fields a person looks for", () => {
   assert.equal(summarize([1, 2]), "[1,2]");
 });
 
-test("consumers lists cursors and subscriptions, most behind first, with their trouble", () => {
-  const samples = parseMetrics([
-    'rqs_cursor_position{domain="d",key="rk_1",cursor="type:linkClick"} 10',
-    'rqs_cursor_index_lag{domain="d",key="rk_1",cursor="type:linkClick"} 5',
-    'rqs_cursor_skipped_total{domain="d",key="rk_1",cursor="type:linkClick"} 3',
-    'rqs_callback_active{domain="d",callback="cb"} 0',
-    'rqs_subscription_position{domain="d",subscription="s",callback="cb"} 2',
-    'rqs_subscription_index_lag{domain="d",subscription="s",callback="cb"} 13',
-    'rqs_subscription_active{domain="d",subscription="s",callback="cb"} 1',
-    'rqs_subscription_pending_attempts{domain="d",subscription="p",callback="ok"} 4',
-    'rqs_subscription_index_lag{domain="d",subscription="p",callback="ok"} 0',
-  ].join("\n"));
-  assert.deepEqual(consumers(samples), [
+test("consumerRows lists cursors and subscriptions, most behind first, with their trouble", () => {
+  const found = {
+    cursors: [{ key_id: "rk_1", cursor: "type:linkClick", position: 10, lag: 5, polled: 10, skipped: 3 }],
+    subscriptions: [
+      { name: "s", callback: "cb", status: "ACTIVE", callback_status: "DISABLED", position: 2, lag: 13, pending: null },
+      { name: "p", callback: "ok", status: "ACTIVE", callback_status: "ACTIVE", position: 9, lag: 0,
+        pending: { attempts: 4, last_error: "HTTP 503" } },
+      { name: "q", callback: "ok", status: "PAUSED", callback_status: "ACTIVE", position: 9, lag: 0, pending: null },
+      { name: "r", callback: "ok", status: "ACTIVE", callback_status: "ACTIVE", position: 9, lag: 0,
+        pending: { attempts: 0, last_error: null } },
+    ],
+  };
+  assert.deepEqual(consumerRows(found), [
     { kind: "subscription", name: "s -> cb", lag: 13, position: 2, note: "callback disabled" },
     { kind: "cursor", name: "type:linkClick (rk_1)", lag: 5, position: 10, note: "3 lost to retention" },
-    { kind: "subscription", name: "p -> ok", lag: 0, position: 0, note: "retrying (4 failed)" },
+    { kind: "subscription", name: "p -> ok", lag: 0, position: 9, note: "retrying (4 failed): HTTP 503" },
+    { kind: "subscription", name: "q -> ok", lag: 0, position: 9, note: "paused" },
+    { kind: "subscription", name: "r -> ok", lag: 0, position: 9, note: "" },
   ]);
+  assert.deepEqual(consumerRows({}), []);
 });
 
 test("formatCount", () => {

@@ -1,7 +1,7 @@
 """``/dashboard``: a live page drawn in the browser from the public APIs.
 
 The page and its script are static files in this package; the browser asks for a key's
-token and calls ``/v1/stats``, ``/v1/events`` and ``/metrics`` with it, so the dashboard
+token and calls ``/v1/stats``, ``/v1/events`` and ``/v1/consumers`` with it, so the dashboard
 sees exactly what that key may see, and serving it needs no credentials.
 """
 

@@ -398,7 +398,7 @@ def docs_paths() -> dict[str, Json]:
         "/dashboard": {"get": op(
             "admin", "The live dashboard", (
                 "A page that asks for a key's token and draws its domain live from "
-                "/v1/stats, /v1/events and /metrics. Serving it needs no credentials."),
+                "/v1/stats, /v1/events and /v1/consumers. Serving it needs no credentials."),
             security=[], ok={"description": "HTML", "content": {"text/html": {}}})},
         "/dashboard.js": {"get": op(
             "admin", "The dashboard's script", security=[], ok={

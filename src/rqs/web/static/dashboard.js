@@ -1,5 +1,5 @@
 // The live dashboard: polls the same APIs a client would (GET /v1/stats, /v1/events and
-// /metrics) with a read key the user types in, and draws what they return.
+// /v1/consumers) with a read key the user types in, and draws what they return.
 //
 // The functions exported before `start` are pure (no DOM, no network): tests/js runs them
 // under node. Everything an event carries is sender data, so the page writes it with
@@ -10,24 +10,6 @@ export const RATE_WINDOW_S = 10;
 export const HISTORY_S = 120;
 
 // --- pure helpers -------------------------------------------------------------------------
-
-// Samples of the Prometheus text format as {name, labels, value}; comments skipped.
-export function parseMetrics(text) {
-  const out = [];
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
-    if (!m) continue;
-    const labels = {};
-    const re = /([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g;
-    let l;
-    while ((l = re.exec(m[2] || "")) !== null) {
-      labels[l[1]] = l[2].replace(/\\(.)/g, (_, c) => (c === "n" ? "\n" : c));
-    }
-    out.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return out;
-}
 
 // Events per second over the last `windowS` seconds of (seconds, ingested total) points.
 export function rate(points, windowS = RATE_WINDOW_S) {
@@ -93,37 +75,25 @@ export function summarize(payload) {
   return parts.length ? parts.join("  ") : JSON.stringify(payload).slice(0, 120);
 }
 
-// Consumers from /metrics: server-managed cursors and subscriptions, with their lags.
-export function consumers(samples) {
-  const rows = new Map();
-  const row = (kind, name, extra) => {
-    const id = `${kind}\u0000${name}`;
-    if (!rows.has(id)) rows.set(id, { kind, name, lag: 0, position: 0, note: "", ...extra });
-    return rows.get(id);
-  };
-  const inactive = new Set();
-  for (const s of samples) {
-    if (s.name === "rqs_callback_active" && s.value === 0) inactive.add(s.labels.callback);
+// Rows of the consumers table from GET /v1/consumers: cursors and subscriptions, most
+// behind first, each with what is wrong with it, if anything.
+export function consumerRows(found) {
+  const rows = [];
+  for (const c of found.cursors || []) {
+    rows.push({ kind: "cursor", name: `${c.cursor} (${c.key_id})`, lag: c.lag, position: c.position,
+      note: c.skipped > 0 ? `${c.skipped} lost to retention` : "" });
   }
-  for (const s of samples) {
-    const l = s.labels;
-    if (s.name.startsWith("rqs_cursor_")) {
-      const r = row("cursor", `${l.cursor} (${l.key})`);
-      if (s.name === "rqs_cursor_index_lag") r.lag = s.value;
-      if (s.name === "rqs_cursor_position") r.position = s.value;
-      if (s.name === "rqs_cursor_skipped_total" && s.value > 0) r.note = `${s.value} lost to retention`;
-    } else if (s.name.startsWith("rqs_subscription_")) {
-      const r = row("subscription", `${l.subscription} -> ${l.callback}`);
-      if (s.name === "rqs_subscription_index_lag") r.lag = s.value;
-      if (s.name === "rqs_subscription_position") r.position = s.value;
-      if (s.name === "rqs_subscription_active" && s.value === 0) r.note = "paused";
-      if (s.name === "rqs_subscription_pending_attempts" && s.value > 0) {
-        r.note = `retrying (${s.value} failed)`;
-      }
-      if (inactive.has(l.callback)) r.note = "callback disabled";
+  for (const s of found.subscriptions || []) {
+    let note = "";
+    if (s.callback_status !== "ACTIVE") note = "callback disabled";
+    else if (s.status !== "ACTIVE") note = "paused";
+    else if (s.pending && s.pending.attempts > 0) {
+      note = `retrying (${s.pending.attempts} failed): ${s.pending.last_error || ""}`.trim();
     }
+    rows.push({ kind: "subscription", name: `${s.name} -> ${s.callback}`, lag: s.lag,
+      position: s.position, note });
   }
-  return [...rows.values()].sort((a, b) => b.lag - a.lag || a.name.localeCompare(b.name));
+  return rows.sort((a, b) => b.lag - a.lag || a.name.localeCompare(b.name));
 }
 
 export function formatCount(n) {
@@ -151,7 +121,7 @@ export function tailNext(page, newestHeader, filtered) {
   return Number.isFinite(newest) ? Math.max(next, tailStart(newest, 0, filtered)) : next;
 }
 
-export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, metrics: 5000 }) {
+export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, consumers: 5000 }) {
   // Refreshes run on timers, one of each kind at a time; `page.stop()` ends them. URLs are
   // relative to the page, so it also works behind a proxy that adds a path prefix.
   const $ = (id) => doc.getElementById(id);
@@ -271,9 +241,10 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
 
   async function refreshConsumers() {
     const view = state.view;
-    const r = await api("metrics", "text/plain");
-    if (!r.ok) throw new Error(`metrics: HTTP ${r.status}`);
-    const rows = consumers(parseMetrics(await r.text()));
+    const r = await api("v1/consumers");
+    const found = await r.json();
+    if (!r.ok) throw new Error(found.message || `HTTP ${r.status}`);
+    const rows = consumerRows(found);
     if (view !== state.view) return;
     const body = $("consumers");
     body.replaceChildren();
@@ -304,16 +275,16 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
     state.busy.add(fn);
     try { await fn(); } catch (err) { showError(err); } finally { state.busy.delete(fn); }
   };
-  const stats = guard(refreshStats), tail = guard(refreshTail), metrics = guard(refreshConsumers);
+  const stats = guard(refreshStats), tail = guard(refreshTail), readers = guard(refreshConsumers);
 
   function run() {
     $("login").hidden = true;
     $("main").hidden = false;
-    const first = Promise.all([stats().then(tail), metrics()]);
+    const first = Promise.all([stats().then(tail), readers()]);
     state.timers = [
       setInterval(stats, every.stats),
       setInterval(tail, every.tail),
-      setInterval(metrics, every.metrics),
+      setInterval(readers, every.consumers),
     ];
     return first;
   }
