@@ -334,11 +334,6 @@ def _channel_of(type_name: str, declared: str | None) -> str:
     return catalog.channel_for(type_name, declared).value
 
 
-def _check_count(items: int, max_items: int) -> None:
-    if items > max_items:
-        raise PayloadTooLarge(f"the batch has {items} items; the limit is {max_items}")
-
-
 def parse_batch(
     body: bytes, content_type: str | None, domain: str, max_items: int
 ) -> list[NewEvent]:
@@ -353,7 +348,8 @@ def parse_batch(
     raws = split_body(body, ndjson)
     if not raws:
         raise InvalidRequest("the batch is empty: send at least one event")
-    _check_count(len(raws), max_items)
+    if len(raws) > max_items:
+        raise PayloadTooLarge(f"the batch has {len(raws)} items; the limit is {max_items}")
     # (an NDJSON line holding an array is one item, which is not an object: not this path)
     if array and (fast := _fast_responsys(body, raws)) is not None:
         return fast

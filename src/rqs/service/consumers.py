@@ -20,16 +20,16 @@ from rqs.domain.delivery import (
 from rqs.service.keys import Principal
 from rqs.service.push_admin import PushAdmin
 from rqs.service.queue import ResponseQueue
-from rqs.storage.base import CursorInfo
+from rqs.storage.base import Bounds, CursorInfo
 
 
 @dataclass(frozen=True, slots=True)
 class SubscriptionView:
     name: str
     callback: str
-    active: bool  # not paused
-    callback_active: bool  # its callback is not disabled
-    callback_failing_since: int | None  # Unix µs: the current run of failures began
+    status: SubscriptionStatus
+    callback_status: CallbackStatus  # DISABLED also when the callback is missing
+    callback_failing_since: int | None  # Unix µs, while enabled: the run of failures began
     position: int
     lag: int
     # The batch being delivered on the subscription's own lane (not a replay's); None
@@ -40,7 +40,7 @@ class SubscriptionView:
 @dataclass(frozen=True, slots=True)
 class Consumers:
     domain: str
-    newest: int
+    bounds: Bounds  # the lags are from its newest index
     cursors: list[tuple[CursorInfo, int]]  # each with its lag
     subscriptions: list[SubscriptionView]
     callbacks: list[Callback]
@@ -49,7 +49,8 @@ class Consumers:
 async def consumers(queue: ResponseQueue, push: PushAdmin, who: Principal) -> Consumers:
     who.require("read")
     domain = who.domain
-    newest = (await queue.storage.bounds(domain)).newest
+    bounds = await queue.storage.bounds(domain)
+    newest = bounds.newest
     cursors = [(c, max(newest - c.state.position, 0))
                for c in await queue.storage.list_cursors(domain)]
     store = push.store
@@ -58,14 +59,14 @@ async def consumers(queue: ResponseQueue, push: PushAdmin, who: Principal) -> Co
     for sub in await store.list_subscriptions(domain):
         cb = callbacks.get(sub.callback)
         cb_active = cb is not None and cb.status is CallbackStatus.ACTIVE
-        active = sub.status is SubscriptionStatus.ACTIVE
         pending = None
-        if active and cb_active:
+        if sub.status is SubscriptionStatus.ACTIVE and cb_active:
             found = await store.list_deliveries(domain, subscription_id=sub.id,
                                                 state=DeliveryState.PENDING)
             pending = next((d for d in found if d.replay_id is None), None)
         subscriptions.append(SubscriptionView(
-            name=sub.name, callback=sub.callback, active=active, callback_active=cb_active,
+            name=sub.name, callback=sub.callback, status=sub.status,
+            callback_status=CallbackStatus.ACTIVE if cb_active else CallbackStatus.DISABLED,
             callback_failing_since=cb.failing_since if cb is not None and cb_active else None,
             position=sub.position, lag=max(newest - sub.position, 0), pending=pending))
-    return Consumers(domain, newest, cursors, subscriptions, list(callbacks.values()))
+    return Consumers(domain, bounds, cursors, subscriptions, list(callbacks.values()))

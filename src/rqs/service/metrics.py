@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 
 from rqs import __version__
 from rqs.domain import catalog
-from rqs.domain.delivery import CallbackStatus
+from rqs.domain.delivery import CallbackStatus, SubscriptionStatus
 from rqs.service.consumers import Consumers, consumers
 from rqs.service.keys import Principal
 from rqs.service.push_admin import PushAdmin
 from rqs.service.queue import ResponseQueue
+from rqs.storage.base import Bounds
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Types the catalog does not know are stored under whatever name a sender gives them: as
@@ -65,12 +66,8 @@ def exposition(families: Iterable[Family]) -> bytes:
 
 async def collect(queue: ResponseQueue, push: PushAdmin, who: Principal) -> list[Family]:
     """The caller's domain, as metric families (every sample labelled with the domain)."""
-    who.require("read")
-    domain = who.domain
-    now = queue.clock()
-    storage = queue.storage
-    bounds = await storage.bounds(domain)
-    newest = bounds.newest
+    seen = await consumers(queue, push, who)  # checks the scope
+    domain, bounds, storage = seen.domain, seen.bounds, queue.storage
 
     info = Family("rqs_info", "gauge", "The serving rqs: version and storage backend.")
     info.add(1, domain=domain, version=__version__, backend=storage.backend)
@@ -89,31 +86,29 @@ async def collect(queue: ResponseQueue, push: PushAdmin, who: Principal) -> list
         ingested.add(n_ingested, domain=domain, type=name, channel=channel)
         retained.add(n_retained, domain=domain, type=name, channel=channel)
 
-    index = _index_families(domain, bounds.newest, bounds.oldest, bounds.purged_through)
+    last = None
     if bounds.oldest is not None:
-        last = await storage.get_event(domain, newest)
-        if last is not None:
-            index[-1].add(last.received_at / 1e6, domain=domain)
-
-    families = [info, ingested, retained, *index]
-    seen = await consumers(queue, push, who)
-    return families + _cursor_families(seen) + _push_families(seen, now)
+        last = await storage.get_event(domain, bounds.newest)
+    index = _index_families(domain, bounds, None if last is None else last.received_at)
+    return [info, ingested, retained, *index, *_cursor_families(seen),
+            *_push_families(seen, queue.clock())]
 
 
-def _index_families(domain: str, newest: int, oldest: int | None,
-                    purged_through: int) -> list[Family]:
-    newest_f = Family("rqs_index_newest", "gauge", "The last index assigned (0: none yet).")
-    newest_f.add(newest, domain=domain)
-    oldest_f = Family("rqs_index_oldest", "gauge",
-                      "The oldest index still stored (absent when nothing is).")
-    if oldest is not None:
-        oldest_f.add(oldest, domain=domain)
+def _index_families(domain: str, bounds: Bounds, last_received: int | None) -> list[Family]:
+    newest = Family("rqs_index_newest", "gauge", "The last index assigned (0: none yet).")
+    newest.add(bounds.newest, domain=domain)
+    oldest = Family("rqs_index_oldest", "gauge",
+                    "The oldest index still stored (absent when nothing is).")
+    if bounds.oldest is not None:
+        oldest.add(bounds.oldest, domain=domain)
     purged = Family("rqs_index_purged_through", "gauge",
                     "Every index up to this one has been removed by retention.")
-    purged.add(purged_through, domain=domain)
+    purged.add(bounds.purged_through, domain=domain)
     last = Family("rqs_last_received_timestamp_seconds", "gauge",
                   "When the newest stored event was received (Unix seconds).")
-    return [newest_f, oldest_f, purged, last]
+    if last_received is not None:
+        last.add(last_received / 1e6, domain=domain)
+    return [newest, oldest, purged, last]
 
 
 def _cursor_families(seen: Consumers) -> list[Family]:
@@ -163,7 +158,7 @@ def _push_families(seen: Consumers, now: float) -> list[Family]:
                  "subscription is paused or its callback disabled).")
     for sub in seen.subscriptions:
         labels = {"domain": domain, "subscription": sub.name, "callback": sub.callback}
-        active.add(1 if sub.active else 0, **labels)
+        active.add(1 if sub.status is SubscriptionStatus.ACTIVE else 0, **labels)
         position.add(sub.position, **labels)
         lag.add(sub.lag, **labels)
         head = sub.pending

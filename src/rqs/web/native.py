@@ -59,6 +59,11 @@ def queue_of(request: Request) -> ResponseQueue:
     return q
 
 
+def push_of(request: Request) -> PushAdmin:
+    push: PushAdmin = request.app.state.push
+    return push
+
+
 async def who(request: Request) -> Principal:
     return await principal(request, queue_of(request).storage)
 
@@ -162,8 +167,7 @@ async def get_stats(request: Request) -> Response:
 
 @endpoint
 async def get_consumers(request: Request) -> Response:
-    push: PushAdmin = request.app.state.push
-    seen = await consumers.consumers(queue_of(request), push, await who(request))
+    seen = await consumers.consumers(queue_of(request), push_of(request), await who(request))
     return json_response(consumers_json(seen))
 
 
@@ -181,13 +185,13 @@ def consumers_json(seen: consumers.Consumers) -> dict[str, object]:
 
     return {
         "domain": seen.domain,
-        "newest_index": seen.newest,
+        "newest_index": seen.bounds.newest,
         "cursors": [{"key_id": c.key_id, "cursor": c.name, "position": c.state.position,
                      "lag": lag, "polled": c.state.polled, "skipped": c.state.skipped,
                      "last_poll": when(c.updated_at)} for c, lag in seen.cursors],
         "subscriptions": [{"name": s.name, "callback": s.callback,
-                           "status": "ACTIVE" if s.active else "PAUSED",
-                           "callback_status": "ACTIVE" if s.callback_active else "DISABLED",
+                           "status": s.status.value,
+                           "callback_status": s.callback_status.value,
                            "callback_failing_since": when(s.callback_failing_since),
                            "position": s.position, "lag": s.lag,
                            "pending": pending(s.pending)} for s in seen.subscriptions],
@@ -196,8 +200,7 @@ def consumers_json(seen: consumers.Consumers) -> dict[str, object]:
 
 @endpoint
 async def get_metrics(request: Request) -> Response:
-    push: PushAdmin = request.app.state.push
-    families = await metrics.collect(queue_of(request), push, await who(request))
+    families = await metrics.collect(queue_of(request), push_of(request), await who(request))
     return Response(metrics.exposition(families), media_type=metrics.CONTENT_TYPE)
 
 

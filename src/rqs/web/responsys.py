@@ -25,8 +25,7 @@ from rqs.service import keys
 from rqs.service.keys import Principal
 from rqs.service.push_admin import CallbackSpec, PushAdmin, SubscriptionSpec
 from rqs.web.errors import headers_of, status_of
-from rqs.web.native import endpoint_for, json_response, read_body, who
-from rqs.web.subscriptions import push_of
+from rqs.web.native import endpoint_for, json_response, push_of, read_body, who
 
 BASE = "/rest/api/v1.3"
 N = BASE + "/notifications"

@@ -28,7 +28,7 @@ from rqs.web.delivery_json import (
     subscription_spec,
     time_json,
 )
-from rqs.web.native import decode_body, endpoint, json_response, read_body, who
+from rqs.web.native import decode_body, endpoint, json_response, push_of, read_body, who
 from rqs.web.params import int_param, str_param
 
 MAX_LIST = 1000
@@ -37,11 +37,6 @@ T = TypeVar("T")
 
 async def _body(request: Request, cls: type[T]) -> T:
     return decode_body(await read_body(request, 1 << 20), cls)
-
-
-def push_of(request: Request) -> PushAdmin:
-    push: PushAdmin = request.app.state.push
-    return push
 
 
 def _time(value: str | float | None, name: str) -> int | None:

@@ -127,15 +127,18 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
   const $ = (id) => doc.getElementById(id);
   const state = { points: [], after: null, type: "", timers: [], rows: [], view: 0, busy: new Set() };
 
-  const api = async (path, accept = "application/json") => {
+  // A JSON API call: its response and body. A refused key is forgotten; any other error
+  // but the statuses in `allow` is thrown with the server's message.
+  const api = async (path, allow = []) => {
     const token = storage.getItem(TOKEN_KEY);
-    const r = await fetchFn(path, { headers: { authorization: `Bearer ${token}`, accept } });
+    const r = await fetchFn(path, { headers: { authorization: `Bearer ${token}`, accept: "application/json" } });
+    const body = await r.json().catch(() => ({}));
     if (r.status === 401 || r.status === 403) {
       storage.removeItem(TOKEN_KEY);
-      const body = await r.json().catch(() => ({}));
       throw Object.assign(new Error(body.message || `HTTP ${r.status}`), { auth: true });
     }
-    return r;
+    if (!r.ok && !allow.includes(r.status)) throw new Error(body.message || `HTTP ${r.status}`);
+    return { r, body };
   };
 
   const text = (el, value) => { el.textContent = value; return el; };
@@ -170,9 +173,7 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
 
   async function refreshStats() {
     const view = state.view;
-    const r = await api("v1/stats");
-    const stats = await r.json();
-    if (!r.ok) throw new Error(stats.message || `HTTP ${r.status}`);
+    const { body: stats } = await api("v1/stats");
     if (view !== state.view) return;
     const now = Date.now() / 1000;
     state.points = trim([...state.points, { t: now, total: stats.ingested }]);
@@ -218,11 +219,9 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
     const view = state.view;
     const q = new URLSearchParams({ after: String(state.after), limit: "500" });
     if (state.type) q.set("type", state.type);
-    const r = await api(`v1/events?${q}`);
-    const page = await r.json();
+    const { r, body: page } = await api(`v1/events?${q}`, [410]);
     if (view !== state.view) return; // the filter changed while this was under way
     if (r.status === 410) { state.after = null; return; } // retention passed us: start again
-    if (!r.ok) throw new Error(page.message || `HTTP ${r.status}`);
     state.after = tailNext(page, r.headers.get("X-Newest-Index"), !!state.type);
     if (!page.events.length) return;
     state.rows = [...page.events.reverse(), ...state.rows].slice(0, TAIL_ROWS);
@@ -241,9 +240,7 @@ export function start(doc, fetchFn, storage, every = { stats: 2000, tail: 1000, 
 
   async function refreshConsumers() {
     const view = state.view;
-    const r = await api("v1/consumers");
-    const found = await r.json();
-    if (!r.ok) throw new Error(found.message || `HTTP ${r.status}`);
+    const { body: found } = await api("v1/consumers");
     const rows = consumerRows(found);
     if (view !== state.view) return;
     const body = $("consumers");
