@@ -25,7 +25,7 @@ from rqs.domain.events import NewEvent
 from rqs.errors import StorageUnavailable
 from rqs.settings import Settings
 from rqs.storage.base import Bounds, CursorState, EventQuery
-from rqs.storage.postgres import PostgresStorage, connection, ingest, schema
+from rqs.storage.postgres import PostgresStorage, connection, ingest, raw_rows, schema
 from rqs.storage.postgres import scan as scans
 from rqs.storage.postgres import sql as q
 from tests.conftest import _admin, _db_url, _drop_db
@@ -483,9 +483,21 @@ async def _plans(url: str, store: PostgresStorage, query: EventQuery, take: int 
         if reader.single:
             kwargs = connection._kwargs(pooled=True, scans=True)
             with psycopg.Connection.connect(url, **kwargs) as sync:
-                for _ in reader.stream(SyncRecorder(sync, rec.calls), take,  # type: ignore[arg-type]
-                                       take):
-                    pass
+                if raw_rows.available():  # the scan sends its query through libpq itself
+                    real = raw_rows.stream
+
+                    def spy(conn: Any, query: Any, params: Any, *rest: Any) -> Any:
+                        rec.calls.append((query, params))
+                        return real(conn, query, params, *rest)
+
+                    with pytest.MonkeyPatch.context() as patch:
+                        patch.setattr(raw_rows, "stream", spy)
+                        for _ in reader.stream(sync, take, take):
+                            pass
+                else:
+                    for _ in reader.stream(SyncRecorder(sync, rec.calls),  # type: ignore[arg-type]
+                                           take, take):
+                        pass
                 # Explained on the connection they ran on, with its settings.
                 return [_explain_sync(sync, sql_, params) for sql_, params in rec.calls[1:]]
         await reader.merged(rec, take)  # type: ignore[arg-type]

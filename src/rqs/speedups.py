@@ -1,7 +1,7 @@
 """The optional C hot paths (``rqs._speedups``), typed, or None where they were not built.
 
-Mapp and native page rendering (the web layer), PostgreSQL's binary COPY rows (the
-PostgreSQL store) and the splitting of Responsys batches (the ingest parser) use them.
+Mapp and native page rendering (the web layer), PostgreSQL's binary COPY rows and scan
+rows (the PostgreSQL store) and the splitting of Responsys batches (the ingest parser) use them.
 Without a C compiler at install time the extension is skipped and every caller does the
 same work in Python: the same result, more slowly (tests/test_speedups.py and
 tests/test_split_native.py hold them equal).
@@ -40,6 +40,11 @@ class Native(Protocol):
                         aliases: dict[str, str], channels: dict[str, str],
                         channel_of: Callable[[str, str | None], str], /
                         ) -> list[NewEvent] | None: ...
+
+    def bind_libpq(self, addresses: Sequence[int | None], /) -> None: ...
+
+    def pg_events(self, result: int, domain: str, cls: type[StoredEvent], /
+                  ) -> list[StoredEvent]: ...
 
 
 def _load() -> Native | None:

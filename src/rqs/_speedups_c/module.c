@@ -19,7 +19,8 @@
  *
  * Native pages (native.c) splice the stored payloads between fields formatted in C; the
  * PostgreSQL store's binary COPY rows (copy.c) are encoded here as well, and ingest's
- * common batch, an array of Responsys payloads, is validated and split (split.c).
+ * common batch, an array of Responsys payloads, is validated and split (split.c), and its
+ * scans' rows become StoredEvents straight from libpq's results (pgrows.c).
  * Functions are exported with an rqs_ prefix and hidden (-fvisibility=hidden) but for the
  * init.
  */
@@ -32,13 +33,15 @@ static PyMethodDef methods[] = {
     {"copy_tails", rqs_copy_tails, METH_O, rqs_copy_tails_doc},
     {"copy_rows", rqs_copy_rows, METH_VARARGS, rqs_copy_rows_doc},
     {"split_responsys", rqs_split_responsys, METH_VARARGS, rqs_split_responsys_doc},
+    {"bind_libpq", rqs_bind_libpq, METH_O, rqs_bind_libpq_doc},
+    {"pg_events", rqs_pg_events, METH_VARARGS, rqs_pg_events_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "rqs._speedups",
     "The C hot paths of rqs: Mapp and native page rendering, PostgreSQL COPY rows, "
-    "splitting Responsys batches.", -1,
+    "splitting Responsys batches, StoredEvents from libpq results.", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

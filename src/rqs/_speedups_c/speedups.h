@@ -89,7 +89,8 @@ extern PyObject *s_payload, *s_type, *s_channel, *s_received_at, *s_ext_id, *s_o
 int rqs_intern_names(void);
 #define attr PyObject_GetAttr
 
-/* --- the module's functions and their docstrings (mapp.c, native.c, copy.c, split.c) -- */
+/* --- the module's functions and their docstrings (mapp.c, native.c, copy.c, split.c,
+ * pgrows.c) ------------------------------------------------------------------------- */
 
 PyObject *rqs_render_pairs(PyObject *self, PyObject *args);
 PyObject *rqs_render_events(PyObject *self, PyObject *args);
@@ -97,7 +98,10 @@ PyObject *rqs_render_native(PyObject *self, PyObject *args);
 PyObject *rqs_copy_tails(PyObject *self, PyObject *seq);
 PyObject *rqs_copy_rows(PyObject *self, PyObject *args);
 PyObject *rqs_split_responsys(PyObject *self, PyObject *args);
+PyObject *rqs_bind_libpq(PyObject *self, PyObject *seq);
+PyObject *rqs_pg_events(PyObject *self, PyObject *args);
 extern const char rqs_render_pairs_doc[], rqs_render_events_doc[], rqs_render_native_doc[],
-    rqs_copy_tails_doc[], rqs_copy_rows_doc[], rqs_split_responsys_doc[];
+    rqs_copy_tails_doc[], rqs_copy_rows_doc[], rqs_split_responsys_doc[],
+    rqs_bind_libpq_doc[], rqs_pg_events_doc[];
 
 #endif

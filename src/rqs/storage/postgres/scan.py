@@ -33,6 +33,7 @@ from typing import Any
 
 from rqs.domain.events import StoredEvent
 from rqs.storage.base import EventQuery
+from rqs.storage.postgres import raw_rows
 from rqs.storage.postgres import sql as q
 from rqs.storage.postgres.connection import (
     NO_SORT_LOCAL,
@@ -151,12 +152,20 @@ class Reader:
             params = self._params(after=self.pos, n=n, type=self.streams[0].type)
         domain = self.plan.domain
         rows: list[StoredEvent] = []
-        for r in conn.cursor(binary=True).stream(self.sql, params, size=FETCH):
-            rows.append(StoredEvent(domain, *r))
-            if len(rows) == chunk:
-                self.pos, self.t0 = rows[-1].index, rows[-1].received_at
-                yield rows
-                rows = []
+        if raw_rows.available():
+            for got in raw_rows.stream(conn, self.sql, params, domain, FETCH):
+                rows += got
+                while len(rows) >= chunk:
+                    page, rows = rows[:chunk], rows[chunk:]
+                    self.pos, self.t0 = page[-1].index, page[-1].received_at
+                    yield page
+        else:
+            for r in conn.cursor(binary=True).stream(self.sql, params, size=FETCH):
+                rows.append(StoredEvent(domain, *r))
+                if len(rows) == chunk:
+                    self.pos, self.t0 = rows[-1].index, rows[-1].received_at
+                    yield rows
+                    rows = []
         if rows:
             self.pos, self.t0 = rows[-1].index, rows[-1].received_at
             yield rows

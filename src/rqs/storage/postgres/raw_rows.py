@@ -1,0 +1,137 @@
+"""Scan rows read from libpq's results in C, without psycopg's object per value.
+
+A streamed scan (``scan.Reader.stream``) is the PostgreSQL store's hot read. Through
+psycopg each row became a tuple of seven Python values and then a StoredEvent; here the
+query is sent over the connection's own libpq handle (``Connection.pgconn``, psycopg's
+documented low-level interface) in chunked-rows mode, and each chunk's PGresult is turned
+into StoredEvents by ``rqs._speedups.pg_events``. The query's values are merged in by
+psycopg (``ClientCursor.mogrify``), so it quotes them exactly as it would send them.
+
+The C code reads results with the functions of the libpq that psycopg loaded, found in
+the process's memory map (Linux). Where that cannot be done (another system, more than one
+libpq loaded, no C extension) ``available()`` is False and the store reads through
+psycopg as before.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import select
+from collections.abc import Iterator
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+from rqs.domain.events import StoredEvent
+from rqs.speedups import NATIVE
+
+_FUNCTIONS = ("PQntuples", "PQnfields", "PQftype", "PQfformat", "PQgetvalue", "PQgetlength",
+              "PQgetisnull")
+_ROWS = (pq.ExecStatus.TUPLES_CHUNK, pq.ExecStatus.SINGLE_TUPLE, pq.ExecStatus.TUPLES_OK)
+
+
+def _loaded_libpq() -> str | None:
+    """The one libpq file mapped into this process (psycopg's), or None."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return None
+    found = set()
+    for line in maps.splitlines():
+        fields = line.split(None, 5)  # address, perms, offset, device, inode, path
+        if len(fields) == 6 and Path(fields[5]).name.startswith("libpq"):
+            found.add(fields[5])
+    return found.pop() if len(found) == 1 else None
+
+
+def _bind() -> bool:
+    if NATIVE is None or not hasattr(pq.PGresult, "pgresult_ptr"):
+        return False
+    psycopg.pq.version()  # makes sure psycopg has loaded its libpq
+    path = _loaded_libpq()
+    if path is None:
+        return False
+    try:
+        lib = ctypes.CDLL(path)  # the same handle: the library is loaded already
+        addresses = [ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+                     for name in _FUNCTIONS]
+    except (OSError, AttributeError):
+        return False
+    NATIVE.bind_libpq(addresses)
+    return True
+
+
+_BOUND = _bind()
+
+
+def available() -> bool:
+    return _BOUND
+
+
+def stream(conn: psycopg.Connection[Any], query: bytes, params: dict[str, Any], domain: str,
+           chunk: int) -> Iterator[list[StoredEvent]]:
+    """The rows of ``query`` as StoredEvents, in lists of up to ``chunk`` as libpq hands
+    them over. Blocking (for a thread of its own); the connection must be idle, in
+    autocommit, and is idle again when this ends, however it ends."""
+    assert NATIVE is not None and _BOUND
+    sql = psycopg.ClientCursor(conn).mogrify(query, params).encode()
+    pgconn = conn.pgconn
+    pgconn.send_query_params(sql, None, result_format=pq.Format.BINARY)
+    pgconn.set_chunked_rows_mode(chunk)
+    _flush(pgconn)
+    done = False
+    try:
+        while (res := _result(pgconn)) is not None:
+            if res.status not in _ROWS:
+                raise _error(res)
+            if res.ntuples:
+                # Every psycopg implementation has it; its typing Protocol does not list it.
+                address: int = res.pgresult_ptr  # type: ignore[attr-defined]
+                yield NATIVE.pg_events(address, domain, StoredEvent)
+        done = True
+    finally:
+        if not done:
+            _abandon(conn)
+
+
+def _wait(pgconn: pq.abc.PGconn, events: int) -> None:
+    poller = select.poll()
+    poller.register(pgconn.socket, events)
+    poller.poll()
+
+
+def _flush(pgconn: pq.abc.PGconn) -> None:
+    while pgconn.flush():
+        _wait(pgconn, select.POLLOUT | select.POLLIN)
+        pgconn.consume_input()
+
+
+def _result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
+    """The next result of the query, waiting for it without holding the GIL."""
+    pgconn.consume_input()
+    while pgconn.is_busy():
+        _wait(pgconn, select.POLLIN)
+        pgconn.consume_input()
+    return pgconn.get_result()
+
+
+def _error(res: pq.abc.PGresult) -> psycopg.Error:
+    state = res.error_field(pq.DiagnosticField.SQLSTATE)
+    message = res.error_message.decode("utf-8", "replace").strip() or "the scan failed"
+    kind = psycopg.errors.lookup(state.decode()) if state else psycopg.OperationalError
+    return kind(message)
+
+
+def _abandon(conn: psycopg.Connection[Any]) -> None:
+    """Stop a query the caller no longer wants (or that failed) and read what is left, so
+    the connection is idle for its next user."""
+    pgconn = conn.pgconn
+    if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+        with suppress(psycopg.Error):
+            conn.cancel_safe(timeout=5.0)
+    with suppress(psycopg.Error, OSError):
+        while _result(pgconn) is not None:
+            pass

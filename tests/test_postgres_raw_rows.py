@@ -1,0 +1,136 @@
+"""Scan rows read from libpq's results in C (storage/postgres/raw_rows.py, pgrows.c).
+
+Each test compares with what psycopg's own rows give for the same query, or checks that
+the connection is idle and usable after the stream ends in a way other than reading it
+to the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from rqs.domain.events import StoredEvent
+from rqs.speedups import NATIVE
+from rqs.storage.postgres import raw_rows
+from rqs.storage.postgres.sql import EVENT_COLUMNS
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.skipif(NATIVE is None, reason="the C extension was not built"),
+]
+
+# The scan's columns over a table of any rows (same names and types as events).
+ROWS = f"""
+SELECT {EVENT_COLUMNS} FROM (VALUES {{values}}) AS e(idx, type, channel, received_at, payload,
+                                                      ext_id, occurred_at)
+ORDER BY e.idx
+"""
+
+
+@pytest.fixture
+def conn(pg_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        yield c
+
+
+def test_it_is_in_use_here() -> None:
+    """CI runs on Linux with psycopg's wheel: the fast path must be the one measured."""
+    assert raw_rows.available()
+
+
+def _values(n: int) -> str:
+    rows = []
+    for i in range(1, n + 1):
+        ext = "NULL::text" if i % 3 else f"'ext-{i}-é'"
+        occurred = "NULL::bigint" if i % 4 else str(-(10**15) + i)
+        # 40 distinct types: more than the C code's memo of recent strings holds
+        rows.append(f"({i}::bigint, 'TYPE_{i % 40}'::text, 'Channël{i % 3}'::text,"
+                    f" {1_700_000_000_000_000 + i // 7}::bigint,"
+                    f" convert_to('{{\"n\": {i}, \"s\": \"ü\"}}', 'UTF8'), {ext}, {occurred})")
+    return ",".join(rows)
+
+
+def _psycopg_rows(conn: psycopg.Connection[Any], query: str, domain: str) -> list[StoredEvent]:
+    cur = conn.cursor(binary=True)
+    return [StoredEvent(domain, *r) for r in cur.execute(query)]
+
+
+def test_events_equal_psycopgs_rows(conn: psycopg.Connection[Any]) -> None:
+    query = ROWS.format(values=_values(2_345))
+    got = [e for page in raw_rows.stream(conn, query.encode(), {}, "acme", 1_000)
+           for e in page]
+    assert got == _psycopg_rows(conn, query, "acme")
+    assert len(got) == 2_345
+    assert {e.ext_id is None for e in got} == {True, False}
+    assert {e.occurred_at is None for e in got} == {True, False}
+
+
+def test_rows_come_in_chunks_of_the_size_asked(conn: psycopg.Connection[Any]) -> None:
+    query = ROWS.format(values=_values(2_345))
+    sizes = [len(page) for page in raw_rows.stream(conn, query.encode(), {}, "acme", 1_000)]
+    assert sizes == [1_000, 1_000, 345]
+
+
+def test_values_are_merged_as_psycopg_quotes_them(conn: psycopg.Connection[Any]) -> None:
+    query = ROWS.format(values=_values(50)) .replace("ORDER BY", "WHERE e.channel <> %(odd)s"
+                                                     " AND e.idx > %(after)s ORDER BY")
+    params = {"odd": "it's \\ 'quoted'", "after": 10}
+    got = [e for page in raw_rows.stream(conn, query.encode(), params, "acme", 7) for e in page]
+    cur = conn.cursor(binary=True)
+    assert got == [StoredEvent("acme", *r) for r in cur.execute(query, params)]
+    assert [e.index for e in got] == list(range(11, 51))
+
+
+def test_no_rows(conn: psycopg.Connection[Any]) -> None:
+    query = ROWS.format(values=_values(3)).replace("ORDER BY", "WHERE false ORDER BY")
+    assert list(raw_rows.stream(conn, query.encode(), {}, "acme", 1_000)) == []
+    assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_stopping_early_leaves_the_connection_idle(conn: psycopg.Connection[Any]) -> None:
+    query = b"SELECT " + EVENT_COLUMNS.encode() + b""" FROM (
+        SELECT a * 100000 + b AS idx, 'T'::text AS type, 'Email'::text AS channel,
+               b AS received_at, '\\x7b7d'::bytea AS payload, NULL::text AS ext_id,
+               NULL::bigint AS occurred_at
+        -- 100,000,000 rows, streamed (one generate_series of them all would be built
+        -- in full before its first row)
+        FROM generate_series(0::bigint, 999) a, generate_series(1::bigint, 100000) b) e"""
+    pages = raw_rows.stream(conn, query, {}, "acme", 100)
+    assert len(next(pages)) == 100
+    pages.close()  # the caller went away: the query is cancelled, not read to its end
+    assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert conn.execute("SELECT 2").fetchone() == (2,)
+
+
+def test_a_failing_query_raises_psycopgs_error(conn: psycopg.Connection[Any]) -> None:
+    query = ROWS.format(values=_values(3)).replace("e.idx,", "e.idx / (e.idx - 2),", 1)
+    with pytest.raises(psycopg.errors.DivisionByZero, match="division by zero"):
+        list(raw_rows.stream(conn, query.encode(), {}, "acme", 1))
+    assert conn.execute("SELECT 3").fetchone() == (3,)
+
+
+def test_other_columns_are_refused(conn: psycopg.Connection[Any]) -> None:
+    query = b"SELECT 1::int4, 'a'::text, 'b'::text, 2::int8, '\\x00'::bytea, NULL::text," \
+            b" NULL::int8"
+    with pytest.raises(ValueError, match="column 0 is type 23"):
+        list(raw_rows.stream(conn, query, {}, "acme", 10))
+    assert conn.execute("SELECT 4").fetchone() == (4,)
+
+
+def test_a_null_where_there_may_be_none_is_refused(conn: psycopg.Connection[Any]) -> None:
+    query = b"SELECT 1::int8, NULL::text, 'b'::text, 2::int8, '\\x00'::bytea, NULL::text," \
+            b" NULL::int8"
+    with pytest.raises(ValueError, match="column 1 is NULL"):
+        list(raw_rows.stream(conn, query, {}, "acme", 10))
+
+
+def test_a_dead_connection_raises_operational_error(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as victim, \
+            psycopg.connect(pg_url, autocommit=True) as killer:
+        killer.execute("SELECT pg_terminate_backend(%s)", (victim.info.backend_pid,))
+        with pytest.raises(psycopg.OperationalError):
+            list(raw_rows.stream(victim, ROWS.format(values=_values(3)).encode(), {}, "a", 10))
