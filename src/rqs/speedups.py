@@ -43,8 +43,8 @@ class Native(Protocol):
 
     def bind_libpq(self, addresses: Sequence[int | None], /) -> None: ...
 
-    def pg_events(self, result: int, domain: str, cls: type[StoredEvent], /
-                  ) -> list[StoredEvent]: ...
+    def pg_fetch(self, pgconn: int, domain: str, cls: type[StoredEvent], /
+                 ) -> list[StoredEvent] | tuple[bytes | None, bytes] | None: ...
 
 
 def _load() -> Native | None:

@@ -34,7 +34,7 @@ static PyMethodDef methods[] = {
     {"copy_rows", rqs_copy_rows, METH_VARARGS, rqs_copy_rows_doc},
     {"split_responsys", rqs_split_responsys, METH_VARARGS, rqs_split_responsys_doc},
     {"bind_libpq", rqs_bind_libpq, METH_O, rqs_bind_libpq_doc},
-    {"pg_events", rqs_pg_events, METH_VARARGS, rqs_pg_events_doc},
+    {"pg_fetch", rqs_pg_fetch, METH_VARARGS, rqs_pg_fetch_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,12 +6,18 @@
  * quarter of the rqs process's GIL time there (py-spy --gil). Here each row becomes its
  * StoredEvent directly, and the type and channel strings, which repeat, are made once.
  *
- * libpq is not linked: the store passes the addresses of the seven functions below, taken
+ * The wait for each chunk and libpq's parsing of it run without the GIL.
+ *
+ * libpq is not linked: the store passes the addresses of the functions below, taken
  * from the libpq that psycopg itself loaded (a PGresult may only be read by the library
  * that made it). Without them the store reads rows through psycopg as before.
  */
 #include "speedups.h"
 
+#include <errno.h>
+#include <poll.h>
+
+typedef struct pg_conn PGconn;
 typedef struct pg_result PGresult;
 typedef unsigned int Oid;
 
@@ -22,6 +28,20 @@ static int (*pq_fformat)(const PGresult *, int);
 static char *(*pq_getvalue)(const PGresult *, int, int);
 static int (*pq_getlength)(const PGresult *, int, int);
 static int (*pq_getisnull)(const PGresult *, int, int);
+static int (*pq_consume_input)(PGconn *);
+static int (*pq_is_busy)(PGconn *);
+static PGresult *(*pq_get_result)(PGconn *);
+static void (*pq_clear)(PGresult *);
+static int (*pq_result_status)(const PGresult *);
+static char *(*pq_result_error_field)(const PGresult *, int);
+static char *(*pq_result_error_message)(const PGresult *);
+static char *(*pq_error_message)(const PGconn *);
+static int (*pq_socket)(const PGconn *);
+
+#define NFUNCTIONS 16
+/* ExecStatusType values and the SQLSTATE field code (libpq-fe.h, postgres_ext.h) */
+enum { PGRES_TUPLES_OK = 2, PGRES_SINGLE_TUPLE = 9, PGRES_TUPLES_CHUNK = 12 };
+#define PG_DIAG_SQLSTATE 'C'
 
 enum { INT8OID = 20, TEXTOID = 25, BYTEAOID = 17, VARCHAROID = 1043 };
 enum { C_INDEX, C_TYPE, C_CHANNEL, C_RECEIVED, C_PAYLOAD, C_EXT_ID, C_OCCURRED, NCOLS };
@@ -32,20 +52,22 @@ static const Oid expected[NCOLS] = {INT8OID, TEXTOID, TEXTOID, INT8OID,
 
 const char rqs_bind_libpq_doc[] =
 "bind_libpq(addresses, /)\n--\n\n"
-"The addresses of PQntuples, PQnfields, PQftype, PQfformat, PQgetvalue, PQgetlength and\n"
-"PQgetisnull, in that order, from the libpq that made the results pg_events will read.";
+"The addresses of PQntuples, PQnfields, PQftype, PQfformat, PQgetvalue, PQgetlength,\n"
+"PQgetisnull, PQconsumeInput, PQisBusy, PQgetResult, PQclear, PQresultStatus,\n"
+"PQresultErrorField, PQresultErrorMessage, PQerrorMessage and PQsocket, in that order, from\n"
+"the libpq that made the connections given to pg_fetch.";
 
 PyObject *rqs_bind_libpq(PyObject *self, PyObject *seq) {
     (void)self;
-    void *found[7];
+    void *found[NFUNCTIONS];
     PyObject *items = PySequence_Tuple(seq);
     if (items == NULL) return NULL;
-    if (PyTuple_GET_SIZE(items) != 7) {
+    if (PyTuple_GET_SIZE(items) != NFUNCTIONS) {
         Py_DECREF(items);
-        PyErr_SetString(PyExc_ValueError, "bind_libpq needs 7 addresses");
+        PyErr_Format(PyExc_ValueError, "bind_libpq needs %d addresses", NFUNCTIONS);
         return NULL;
     }
-    for (int i = 0; i < 7; i++) {
+    for (int i = 0; i < NFUNCTIONS; i++) {
         found[i] = PyLong_AsVoidPtr(PyTuple_GET_ITEM(items, i));
         if (found[i] == NULL) {
             Py_DECREF(items);
@@ -61,6 +83,15 @@ PyObject *rqs_bind_libpq(PyObject *self, PyObject *seq) {
     pq_getvalue = (char *(*)(const PGresult *, int, int))found[4];
     pq_getlength = (int (*)(const PGresult *, int, int))found[5];
     pq_getisnull = (int (*)(const PGresult *, int, int))found[6];
+    pq_consume_input = (int (*)(PGconn *))found[7];
+    pq_is_busy = (int (*)(PGconn *))found[8];
+    pq_get_result = (PGresult * (*)(PGconn *)) found[9];
+    pq_clear = (void (*)(PGresult *))found[10];
+    pq_result_status = (int (*)(const PGresult *))found[11];
+    pq_result_error_field = (char *(*)(const PGresult *, int))found[12];
+    pq_result_error_message = (char *(*)(const PGresult *))found[13];
+    pq_error_message = (char *(*)(const PGconn *))found[14];
+    pq_socket = (int (*)(const PGconn *))found[15];
     Py_RETURN_NONE;
 }
 
@@ -105,7 +136,7 @@ static void memo_clear(Memo *m) {
 
 static int check_columns(const PGresult *r) {
     if (pq_nfields(r) != NCOLS) {
-        PyErr_Format(PyExc_ValueError, "pg_events: %d columns, expected %d", pq_nfields(r),
+        PyErr_Format(PyExc_ValueError, "pg_fetch: %d columns, expected %d", pq_nfields(r),
                      NCOLS);
         return -1;
     }
@@ -113,7 +144,7 @@ static int check_columns(const PGresult *r) {
         Oid t = pq_ftype(r, c);
         int text = expected[c] == TEXTOID && t == VARCHAROID;
         if ((t != expected[c] && !text) || pq_fformat(r, c) != 1) {
-            PyErr_Format(PyExc_ValueError, "pg_events: column %d is type %u format %d", c,
+            PyErr_Format(PyExc_ValueError, "pg_fetch: column %d is type %u format %d", c,
                          t, pq_fformat(r, c));
             return -1;
         }
@@ -129,11 +160,11 @@ static PyObject *row_event(const PGresult *r, int row, PyObject *cls, PyObject *
     for (int c = 0; c < NCOLS; c++) {
         if (pq_getisnull(r, row, c)) {
             if (c == C_EXT_ID || c == C_OCCURRED) continue;
-            PyErr_Format(PyExc_ValueError, "pg_events: column %d is NULL", c);
+            PyErr_Format(PyExc_ValueError, "pg_fetch: column %d is NULL", c);
             goto done;
         }
         if (expected[c] == INT8OID && pq_getlength(r, row, c) != 8) {
-            PyErr_Format(PyExc_ValueError, "pg_events: column %d is not an int8", c);
+            PyErr_Format(PyExc_ValueError, "pg_fetch: column %d is not an int8", c);
             goto done;
         }
     }
@@ -167,25 +198,8 @@ done:
     return event;
 }
 
-const char rqs_pg_events_doc[] =
-"pg_events(result, domain, cls, /)\n--\n\n"
-"The rows of a PGresult (its address, from psycopg's PGresult.pgresult_ptr) as cls(domain,\n"
-"index, type, channel, received_at, payload, ext_id, occurred_at): the scan columns, in\n"
-"binary. bind_libpq must have been called.";
-
-PyObject *rqs_pg_events(PyObject *self, PyObject *args) {
-    PyObject *ptr, *domain, *cls;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "OUO:pg_events", &ptr, &domain, &cls)) return NULL;
-    if (pq_getvalue == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "pg_events: bind_libpq was not called");
-        return NULL;
-    }
-    const PGresult *r = PyLong_AsVoidPtr(ptr);
-    if (r == NULL) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "pg_events: a NULL result");
-        return NULL;
-    }
+/* The rows of r as a list of cls(...). */
+static PyObject *events_of(const PGresult *r, PyObject *domain, PyObject *cls) {
     int rows = pq_ntuples(r);
     if (rows == 0) return PyList_New(0);
     if (check_columns(r) < 0) return NULL;
@@ -202,5 +216,70 @@ PyObject *rqs_pg_events(PyObject *self, PyObject *args) {
     }
     memo_clear(&types);
     memo_clear(&channels);
+    return out;
+}
+
+static PyObject *address_of(PyObject *ptr, const char *what) {
+    void *p = PyLong_AsVoidPtr(ptr);
+    if (p == NULL && !PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "%s is NULL", what);
+    return p;
+}
+
+/* Waits for and reads the connection's next result, without the GIL. NULL with *broken
+ * set when the connection failed; NULL alone when the query has no more results. */
+static PGresult *next_result(PGconn *conn, int *broken) {
+    PGresult *r = NULL;
+    *broken = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (!pq_consume_input(conn)) {
+        *broken = 1;
+    } else {
+        while (pq_is_busy(conn)) {
+            struct pollfd fd = {pq_socket(conn), POLLIN, 0};
+            if (fd.fd < 0 || (poll(&fd, 1, -1) < 0 && errno != EINTR) ||
+                !pq_consume_input(conn)) {
+                *broken = 1;
+                break;
+            }
+        }
+        if (!*broken) r = pq_get_result(conn);
+    }
+    Py_END_ALLOW_THREADS
+    return r;
+}
+
+const char rqs_pg_fetch_doc[] =
+"pg_fetch(pgconn, domain, cls, /)\n--\n\n"
+"The next result of the query sent on a PGconn (its address, psycopg's\n"
+"PGconn.pgconn_ptr), waited for and read without the GIL: its rows as a list of\n"
+"cls(domain, index, type, channel, received_at, payload, ext_id, occurred_at) (the scan\n"
+"columns, in binary), None once the query has no more results, or (sqlstate, message) as bytes when\n"
+"the result is an error (sqlstate None if it has none) or the connection failed (sqlstate\n"
+"b'08006'). bind_libpq must have been called.";
+
+PyObject *rqs_pg_fetch(PyObject *self, PyObject *args) {
+    PyObject *ptr, *domain, *cls;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "OUO:pg_fetch", &ptr, &domain, &cls)) return NULL;
+    if (pq_socket == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "pg_fetch: bind_libpq was not called");
+        return NULL;
+    }
+    PGconn *conn = (PGconn *)address_of(ptr, "the connection");
+    if (conn == NULL) return NULL;
+    int broken;
+    PGresult *r = next_result(conn, &broken);
+    if (broken) return Py_BuildValue("(yy)", "08006", pq_error_message(conn));
+    if (r == NULL) Py_RETURN_NONE;
+    PyObject *out;
+    int status = pq_result_status(r);
+    if (status == PGRES_TUPLES_CHUNK || status == PGRES_TUPLES_OK ||
+        status == PGRES_SINGLE_TUPLE) {
+        out = events_of(r, domain, cls);
+    } else {
+        const char *state = pq_result_error_field(r, PG_DIAG_SQLSTATE);
+        out = Py_BuildValue("(yy)", state, pq_result_error_message(r));
+    }
+    pq_clear(r);
     return out;
 }

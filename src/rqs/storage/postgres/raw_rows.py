@@ -4,7 +4,8 @@ A streamed scan (``scan.Reader.stream``) is the PostgreSQL store's hot read. Thr
 psycopg each row became a tuple of seven Python values and then a StoredEvent; here the
 query is sent over the connection's own libpq handle (``Connection.pgconn``, psycopg's
 documented low-level interface) in chunked-rows mode, and each chunk's PGresult is turned
-into StoredEvents by ``rqs._speedups.pg_events``. The query's values are merged in by
+into StoredEvents by ``rqs._speedups.pg_fetch``, which also waits for and reads each
+chunk without holding the GIL. The query's values are merged in by
 psycopg (``ClientCursor.mogrify``), so it quotes them exactly as it would send them.
 
 The C code reads results with the functions of the libpq that psycopg loaded, found in
@@ -29,8 +30,9 @@ from rqs.domain.events import StoredEvent
 from rqs.speedups import NATIVE
 
 _FUNCTIONS = ("PQntuples", "PQnfields", "PQftype", "PQfformat", "PQgetvalue", "PQgetlength",
-              "PQgetisnull")
-_ROWS = (pq.ExecStatus.TUPLES_CHUNK, pq.ExecStatus.SINGLE_TUPLE, pq.ExecStatus.TUPLES_OK)
+              "PQgetisnull", "PQconsumeInput", "PQisBusy", "PQgetResult", "PQclear",
+              "PQresultStatus", "PQresultErrorField", "PQresultErrorMessage", "PQerrorMessage",
+              "PQsocket")
 
 
 def _loaded_libpq() -> str | None:
@@ -48,7 +50,7 @@ def _loaded_libpq() -> str | None:
 
 
 def _bind() -> bool:
-    if NATIVE is None or not hasattr(pq.PGresult, "pgresult_ptr"):
+    if NATIVE is None or not hasattr(pq.PGconn, "pgconn_ptr"):
         return False
     psycopg.pq.version()  # makes sure psycopg has loaded its libpq
     path = _loaded_libpq()
@@ -82,15 +84,15 @@ def stream(conn: psycopg.Connection[Any], query: bytes, params: dict[str, Any], 
     pgconn.send_query_params(sql, None, result_format=pq.Format.BINARY)
     pgconn.set_chunked_rows_mode(chunk)
     _flush(pgconn)
+    # Every psycopg implementation has it; its typing Protocol does not list it.
+    address: int = pgconn.pgconn_ptr  # type: ignore[attr-defined]
     done = False
     try:
-        while (res := _result(pgconn)) is not None:
-            if res.status not in _ROWS:
-                raise _error(res)
-            if res.ntuples:
-                # Every psycopg implementation has it; its typing Protocol does not list it.
-                address: int = res.pgresult_ptr  # type: ignore[attr-defined]
-                yield NATIVE.pg_events(address, domain, StoredEvent)
+        while (got := NATIVE.pg_fetch(address, domain, StoredEvent)) is not None:
+            if isinstance(got, tuple):
+                raise _error(*got)
+            if got:
+                yield got
         done = True
     finally:
         if not done:
@@ -118,11 +120,10 @@ def _result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
     return pgconn.get_result()
 
 
-def _error(res: pq.abc.PGresult) -> psycopg.Error:
-    state = res.error_field(pq.DiagnosticField.SQLSTATE)
-    message = res.error_message.decode("utf-8", "replace").strip() or "the scan failed"
+def _error(state: bytes | None, message: bytes) -> psycopg.Error:
+    text = message.decode("utf-8", "replace").strip() or "the scan failed"
     kind = psycopg.errors.lookup(state.decode()) if state else psycopg.OperationalError
-    return kind(message)
+    return kind(text)
 
 
 def _abandon(conn: psycopg.Connection[Any]) -> None:
