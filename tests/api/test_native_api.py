@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.support import Server, samples
 
 
@@ -109,6 +111,34 @@ def test_read_filters_paging_and_ndjson(server: Server) -> None:
     rows = [json.loads(x) for x in lines.splitlines()]
     assert [r["index"] for r in rows[:-1]] == [1, 2, 3, 4]
     assert rows[-1] == {"next_index": 5, "has_more": True, "oldest_index": 1}
+
+
+@pytest.mark.parametrize("accept", ["application/json", "application/x-ndjson"])
+def test_has_more_at_the_edges_of_a_page(any_server: Server, accept: str) -> None:
+    """The scan reads one event past the limit to learn has_more and never sends it: also
+    when that event is alone in the scan's last page (limits above 1,000 are read in
+    pages of 1,000 or more)."""
+    c = any_server.client()
+    body = [{"type": "EMAIL_CLICKED", "data": {"n": i}} for i in range(2_002)]
+    assert c.post("/v1/events", json=body).status_code == 200
+
+    def page(after: int, limit: int) -> tuple[list[int], dict[str, object]]:
+        r = c.get(f"/v1/events?after={after}&limit={limit}", headers={"accept": accept})
+        assert r.status_code == 200
+        if accept == "application/json":
+            doc = r.json()
+            return [e["index"] for e in doc.pop("events")], doc
+        rows = [json.loads(x) for x in r.text.splitlines()]
+        return [e["index"] for e in rows[:-1]], rows[-1]
+
+    assert page(0, 1_000) == (list(range(1, 1_001)),
+                              {"next_index": 1_001, "has_more": True, "oldest_index": 1})
+    assert page(1_000, 1_001) == (list(range(1_001, 2_002)),
+                                  {"next_index": 2_002, "has_more": True, "oldest_index": 1})
+    assert page(1_000, 1_002) == (list(range(1_001, 2_003)),
+                                  {"next_index": 2_003, "has_more": False, "oldest_index": 1})
+    assert page(2_001, 1) == ([2_002], {"next_index": 2_003, "has_more": False,
+                                        "oldest_index": 1})
 
 
 def test_auth_errors(server: Server) -> None:

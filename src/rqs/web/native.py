@@ -123,15 +123,15 @@ async def get_events(request: Request) -> Response:
     progress = render.Progress()
     times = render.TimeCache()
     ndjson = wants_ndjson(request)
-    encode = render.ndjson_page(times) if ndjson else render.json_page(times)
-    pages = q.storage.scan_map(caller.domain, query, encode)
+    encode = render.Capped(render.ndjson_page(times) if ndjson else render.json_page(times),
+                           query.limit)
+    # One event more than is sent: whether it exists is the trailer's has_more.
+    pages = q.storage.scan_map(caller.domain, dataclasses.replace(query, limit=query.limit + 1),
+                               encode)
 
     async def trailer() -> dict[str, object]:
         last = progress.last_index
-        has_more = False
-        if progress.delivered == query.limit and last is not None:
-            probe = dataclasses.replace(query, after=last, limit=1)
-            has_more = any([e async for e in q.storage.scan(caller.domain, probe)])
+        has_more = encode.more
         if has_more or query.until is not None:
             next_index = (last or query.after) + 1
         else:  # everything up to the newest index was scanned

@@ -113,8 +113,34 @@ def ndjson_page(times: TimeCache, native: Native | None = NATIVE
     return encode
 
 
+class Capped:
+    """The encoder of a scan asked for one event more than the response holds: that event
+    is not sent, it only tells that there are more (``more``). Cheaper than a second scan
+    after the page to find out, which cost every page a planning round trip and a query
+    before the response could end.
+
+    Pages are encoded one at a time and in order (rqs.storage.pages), so the count needs
+    no lock."""
+
+    __slots__ = ("_encode", "_room", "more")
+
+    def __init__(self, encode: Callable[[list[StoredEvent]], Encoded], limit: int) -> None:
+        self._encode = encode
+        self._room = limit
+        self.more = False
+
+    def __call__(self, rows: list[StoredEvent]) -> Encoded:
+        if len(rows) > self._room:
+            self.more = True
+            rows = rows[: self._room]
+        self._room -= len(rows)
+        return self._encode(rows) if rows else Encoded(b"", 0, 0)
+
+
 async def counted(pages: AsyncIterator[Encoded], progress: Progress) -> AsyncIterator[bytes]:
     async for page in pages:
+        if not page.count:  # a page that held only what Capped kept back
+            continue
         progress.delivered += page.count
         progress.last_index = page.last_index
         yield page.body
