@@ -12,6 +12,7 @@ import random
 from typing import Any
 from unittest.mock import patch
 
+import msgspec
 import pytest
 from bench import workload
 from hypothesis import HealthCheck, given, settings
@@ -29,9 +30,18 @@ needs_native = pytest.mark.skipif(NATIVE is None, reason="rqs._speedups is not b
 
 def split(body: bytes, ndjson: bool = False, max_items: int = 100_000
           ) -> list[NewEvent] | None:
+    """The C path's events; its packed bytes are checked to be msgspec's own encoding of
+    them, and its types and channels theirs."""
     assert NATIVE is not None
-    return NATIVE.split_responsys(body, ndjson, max_items, NewEvent, catalog.ALIASES,
-                                  catalog.CHANNEL_BY_TYPE, events._channel_of)
+    got = NATIVE.pack_responsys(body, ndjson, max_items, catalog.ALIASES,
+                                catalog.CHANNEL_BY_TYPE, events._channel_of)
+    if got is None:
+        return None
+    packed, types, channels = got
+    decoded = msgspec.msgpack.decode(packed, type=list[NewEvent])
+    assert msgspec.msgpack.encode(decoded) == packed
+    assert types == [e.type for e in decoded] and channels == [e.channel for e in decoded]
+    return decoded
 
 
 def in_python(body: bytes, ndjson: bool = False) -> list[NewEvent] | RqsError:
@@ -204,11 +214,11 @@ def test_more_items_than_allowed_are_left_to_python() -> None:
 def test_arguments_are_checked() -> None:
     assert NATIVE is not None
     with pytest.raises(TypeError):  # read without the GIL: only immutable bytes
-        NATIVE.split_responsys(bytearray(b'[{"failureType":"X"}]'), False, 10,  # type: ignore[arg-type]
-                               NewEvent, {}, {}, events._channel_of)
+        NATIVE.pack_responsys(bytearray(b'[{"failureType":"X"}]'), False, 10,  # type: ignore[arg-type]
+                              {}, {}, events._channel_of)
     with pytest.raises(TypeError, match="channel_of returned int, not str"):
-        NATIVE.split_responsys(b'[{"failureType":"X"}]', False, 10, NewEvent, {}, {},
-                               lambda t, d: 5)  # type: ignore[arg-type,return-value]
+        NATIVE.pack_responsys(b'[{"failureType":"X"}]', False, 10, {}, {},
+                              lambda t, d: 5)  # type: ignore[arg-type,return-value]
 
 
 @needs_native
@@ -230,3 +240,18 @@ def test_ndjson_lines_holding_arrays_are_refused(native: object, line: bytes) ->
     with patch.object(events, "NATIVE", native), pytest.raises(
             ValidationFailed, match=r"\(first: item 0, item must be a JSON object"):
         events.parse_batch(line, "application/x-ndjson", "d", 10)
+
+
+@needs_native
+@pytest.mark.parametrize("count", [1, 15, 16, 65_535, 65_536])
+def test_packed_lengths_take_every_msgpack_form(count: int) -> None:
+    """Strings of 31/32/255/256/65,535/65,536 bytes, a payload past 65,535 and batches on
+    each side of the array headers' limits: msgspec's encoding, byte for byte (split)."""
+    sized = [{"failureType": "EMAIL_CLICKED", "campaignName": "n" * n, "riid": "é" * (n // 2)}
+             for n in (31, 32, 255, 256, 65_535, 65_536)]
+    big = {"failureType": "SMS_MO", "inboundMessage": "x", "pad": "p" * 70_000}
+    items = (sized + [big] + [{"failureType": "EMAIL_OPENED"}] * count)[:count]
+    body = json.dumps(items, ensure_ascii=False).encode()  # escapes would be declined
+    got = split(body, max_items=100_000)
+    assert got is not None and len(got) == count
+    assert got == in_python(body)

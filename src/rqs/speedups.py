@@ -35,11 +35,10 @@ class Native(Protocol):
     def copy_rows(self, tails: Sequence[bytes], positions: Sequence[int], domain_id: int,
                   first_index: int, received_at: int, /) -> bytes: ...
 
-    def split_responsys(self, body: bytes, ndjson: bool, max_items: int,
-                        new_event: type[NewEvent],
-                        aliases: dict[str, str], channels: dict[str, str],
-                        channel_of: Callable[[str, str | None], str], /
-                        ) -> list[NewEvent] | None: ...
+    def pack_responsys(self, body: bytes, ndjson: bool, max_items: int,
+                       aliases: dict[str, str], channels: dict[str, str],
+                       channel_of: Callable[[str, str | None], str], /
+                       ) -> tuple[bytes, list[str], list[str]] | None: ...
 
     def bind_libpq(self, addresses: Sequence[int | None], /) -> None: ...
 

@@ -32,7 +32,7 @@ static PyMethodDef methods[] = {
     {"render_native", rqs_render_native, METH_VARARGS, rqs_render_native_doc},
     {"copy_tails", rqs_copy_tails, METH_O, rqs_copy_tails_doc},
     {"copy_rows", rqs_copy_rows, METH_VARARGS, rqs_copy_rows_doc},
-    {"split_responsys", rqs_split_responsys, METH_VARARGS, rqs_split_responsys_doc},
+    {"pack_responsys", rqs_pack_responsys, METH_VARARGS, rqs_pack_responsys_doc},
     {"bind_libpq", rqs_bind_libpq, METH_O, rqs_bind_libpq_doc},
     {"pg_fetch", rqs_pg_fetch, METH_VARARGS, rqs_pg_fetch_doc},
     {NULL, NULL, 0, NULL},

@@ -97,11 +97,11 @@ PyObject *rqs_render_events(PyObject *self, PyObject *args);
 PyObject *rqs_render_native(PyObject *self, PyObject *args);
 PyObject *rqs_copy_tails(PyObject *self, PyObject *seq);
 PyObject *rqs_copy_rows(PyObject *self, PyObject *args);
-PyObject *rqs_split_responsys(PyObject *self, PyObject *args);
+PyObject *rqs_pack_responsys(PyObject *self, PyObject *args);
 PyObject *rqs_bind_libpq(PyObject *self, PyObject *seq);
 PyObject *rqs_pg_fetch(PyObject *self, PyObject *args);
 extern const char rqs_render_pairs_doc[], rqs_render_events_doc[], rqs_render_native_doc[],
-    rqs_copy_tails_doc[], rqs_copy_rows_doc[], rqs_split_responsys_doc[],
+    rqs_copy_tails_doc[], rqs_copy_rows_doc[], rqs_pack_responsys_doc[],
     rqs_bind_libpq_doc[], rqs_pg_fetch_doc[];
 
 #endif

@@ -387,41 +387,133 @@ fail:
     return -1;
 }
 
-static PyObject *new_event(PyObject *cls, Types *t, const Item *it) {
-    static const int order[] = {F_CAMPAIGN_ID, F_CAMPAIGN_NAME, F_RIID, F_CUSTOMER_ID,
-                                F_RECIPIENT, F_MESSAGE};
-    PyObject *args[11] = {NULL};
-    PyObject *event = NULL;
-    if (resolve(t, it, &args[0], &args[1]) < 0) return NULL;
-    args[2] = PyBytes_FromStringAndSize(it->raw.start, (Py_ssize_t)it->raw.len);
-    if (args[2] == NULL) goto done;
-    args[3] = Py_NewRef(Py_None);
-    args[4] = Py_NewRef(Py_None);
-    for (int i = 0; i < 6; i++)
-        if ((args[5 + i] = text_of(it->field[order[i]])) == NULL) goto done;
-    event = PyObject_Vectorcall(cls, args, 11, NULL);
-done:
-    for (int i = 0; i < 11; i++) Py_XDECREF(args[i]);
-    return event;
+/* --- the items as msgpack: each one NewEvent's array (type, channel, payload, ext_id,
+ * occurred_at, campaign_id, campaign_name, riid, customer_id, recipient, message), the
+ * bytes msgspec would encode a list of NewEvents to (tests/test_split_native.py) ------ */
+
+static const int PACKED_FIELDS[] = {F_CAMPAIGN_ID, F_CAMPAIGN_NAME, F_RIID, F_CUSTOMER_ID,
+                                    F_RECIPIENT, F_MESSAGE};
+
+static size_t head_len(size_t n, size_t tiny) { /* str or bin header, smallest form */
+    return n < tiny ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
 }
 
-const char rqs_split_responsys_doc[] =
-    "split_responsys(body, ndjson, max_items, new_event, aliases, channels, channel_of, /)\n\n"
-    "A JSON array (or NDJSON) of Responsys payloads as a list of new_event(type, channel,\n"
-    "payload, None, None, campaignId, campaignName, riid, customerId, recipient,\n"
-    "inboundMessage), or None to decline (also past max_items). aliases maps given to\n"
-    "canonical type names, channels canonical names to channels; channel_of(type,\n"
-    "channelType) gives the channel of an uncatalogued type.";
+static size_t str_len(size_t n) { return head_len(n, 32) + n; }
 
-PyObject *rqs_split_responsys(PyObject *self, PyObject *args) {
+static size_t item_len(const Item *it, const Slice *type, const Slice *channel) {
+    size_t n = 1 + str_len(type->len) + str_len(channel->len) + head_len(it->raw.len, 0) +
+               it->raw.len + 2;
+    for (int i = 0; i < 6; i++) {
+        Slice f = it->field[PACKED_FIELDS[i]];
+        n += f.start == NULL ? 1 : str_len(f.len);
+    }
+    return n;
+}
+
+static unsigned char *put_be(unsigned char *q, size_t v, int bytes) {
+    for (int i = bytes - 1; i >= 0; i--) *q++ = (unsigned char)(v >> (8 * i));
+    return q;
+}
+
+/* A str (bin: 0) or bin (bin: 1) header and its bytes. */
+static unsigned char *put_data(unsigned char *q, const char *s, size_t n, int bin) {
+    if (!bin && n < 32) {
+        *q++ = (unsigned char)(0xa0 | n);
+    } else if (n < 256) {
+        *q++ = bin ? 0xc4 : 0xd9;
+        *q++ = (unsigned char)n;
+    } else if (n < 65536) {
+        *q++ = bin ? 0xc5 : 0xda;
+        q = put_be(q, n, 2);
+    } else {
+        *q++ = bin ? 0xc6 : 0xdb;
+        q = put_be(q, n, 4);
+    }
+    if (n) memcpy(q, s, n);
+    return q + n;
+}
+
+static unsigned char *put_item(unsigned char *q, const Item *it, const Slice *type,
+                               const Slice *channel) {
+    *q++ = 0x90 | 11;
+    q = put_data(q, type->start, type->len, 0);
+    q = put_data(q, channel->start, channel->len, 0);
+    q = put_data(q, it->raw.start, it->raw.len, 1);
+    *q++ = 0xc0; /* ext_id */
+    *q++ = 0xc0; /* occurred_at */
+    for (int i = 0; i < 6; i++) {
+        Slice f = it->field[PACKED_FIELDS[i]];
+        if (f.start == NULL) {
+            *q++ = 0xc0;
+        } else {
+            q = put_data(q, f.start, f.len, 0);
+        }
+    }
+    return q;
+}
+
+static int utf8_slice(PyObject *text, Slice *out) {
+    Py_ssize_t n;
+    out->start = PyUnicode_AsUTF8AndSize(text, &n);
+    out->len = (size_t)n;
+    return out->start == NULL ? -1 : 0;
+}
+
+/* The msgpack of every item; the type and channel of each are resolved (with the GIL)
+ * into types and channels (lists). */
+static PyObject *pack_items(Types *t, const Item *items, Py_ssize_t count, PyObject *types,
+                            PyObject *channels) {
+    Slice *names = PyMem_Malloc(sizeof(Slice) * 2 * (size_t)count);
+    if (names == NULL) return PyErr_NoMemory();
+    PyObject *blob = NULL;
+    size_t size = count < 16 ? 1 : count < 65536 ? 3 : 5;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *type, *channel;
+        if (resolve(t, &items[i], &type, &channel) < 0) goto done;
+        PyList_SET_ITEM(types, i, type);
+        PyList_SET_ITEM(channels, i, channel);
+        if (utf8_slice(type, &names[2 * i]) < 0 || utf8_slice(channel, &names[2 * i + 1]) < 0)
+            goto done;
+        size += item_len(&items[i], &names[2 * i], &names[2 * i + 1]);
+    }
+    if ((blob = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)size)) == NULL) goto done;
+    unsigned char *q = (unsigned char *)PyBytes_AS_STRING(blob);
+    /* The names point into str objects the lists hold; the body is bytes (immutable). */
+    Py_BEGIN_ALLOW_THREADS
+    if (count < 16) {
+        *q++ = (unsigned char)(0x90 | count);
+    } else if (count < 65536) {
+        *q++ = 0xdc;
+        q = put_be(q, (size_t)count, 2);
+    } else {
+        *q++ = 0xdd;
+        q = put_be(q, (size_t)count, 4);
+    }
+    for (Py_ssize_t i = 0; i < count; i++)
+        q = put_item(q, &items[i], &names[2 * i], &names[2 * i + 1]);
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_Free(names);
+    return blob;
+}
+
+const char rqs_pack_responsys_doc[] =
+    "pack_responsys(body, ndjson, max_items, aliases, channels, channel_of, /)\n\n"
+    "A JSON array (or NDJSON) of Responsys payloads as (packed, types, channels): packed\n"
+    "is the msgpack of the list of NewEvent(type, channel, payload, None, None, campaignId,\n"
+    "campaignName, riid, customerId, recipient, inboundMessage) they make, types and\n"
+    "channels each event's type and channel. None to decline (also past max_items).\n"
+    "aliases maps given to canonical type names, channels canonical names to channels;\n"
+    "channel_of(type, channelType) gives the channel of an uncatalogued type.";
+
+PyObject *rqs_pack_responsys(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *body; /* bytes, not any buffer: it is read without the GIL, and must not change */
     Types t = {.n = 0};
-    PyObject *cls;
     int ndjson;
     Py_ssize_t most;
-    if (!PyArg_ParseTuple(args, "SpnOO!O!O", &body, &ndjson, &most, &cls, &PyDict_Type,
-                          &t.aliases, &PyDict_Type, &t.channels, &t.channel_of))
+    if (!PyArg_ParseTuple(args, "SpnO!O!O", &body, &ndjson, &most, &PyDict_Type, &t.aliases,
+                          &PyDict_Type, &t.channels, &t.channel_of))
         return NULL;
     const char *data = PyBytes_AS_STRING(body);
     size_t size = (size_t)PyBytes_GET_SIZE(body);
@@ -431,24 +523,23 @@ PyObject *rqs_split_responsys(PyObject *self, PyObject *args) {
     count = ndjson ? ndjson_items(data, size, most, &items)
                    : array_items(data, size, most, &items);
     Py_END_ALLOW_THREADS
-    PyObject *out = NULL;
+    PyObject *out = NULL, *types = NULL, *channels = NULL, *packed = NULL;
     if (count < 0) {
         PyErr_NoMemory();
         goto done;
     }
-    if (count == 0 || (out = PyList_New(count)) == NULL) {
-        if (count == 0) out = Py_NewRef(Py_None);
+    if (count == 0) {
+        out = Py_NewRef(Py_None);
         goto done;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *event = new_event(cls, &t, &items[i]);
-        if (event == NULL) {
-            Py_CLEAR(out);
-            goto done;
-        }
-        PyList_SET_ITEM(out, i, event);
-    }
+    if ((types = PyList_New(count)) == NULL || (channels = PyList_New(count)) == NULL)
+        goto done;
+    if ((packed = pack_items(&t, items, count, types, channels)) == NULL) goto done;
+    out = PyTuple_Pack(3, packed, types, channels);
 done:
+    Py_XDECREF(packed);
+    Py_XDECREF(types);
+    Py_XDECREF(channels);
     for (int i = 0; i < t.n; i++) {
         Py_DECREF(t.known[i].type);
         Py_DECREF(t.known[i].channel);

@@ -31,7 +31,7 @@ import apsw
 import msgspec
 from msgspec.structs import astuple
 
-from rqs.domain.events import NewEvent
+from rqs.domain.events import NewEvent, PackedEvents
 from rqs.storage.base import AppendResult, EventSource, events_of
 from rqs.storage.sqlite import sql as q
 
@@ -44,7 +44,9 @@ _TYPE, _CHANNEL = attrgetter("type"), attrgetter("channel")
 class Packed(msgspec.Struct, array_like=True, gc=False):
     """A batch ready for the writer: no sender ids, so every event is new."""
 
-    events: Sequence[NewEvent]  # each encodes as an array: its row's values in column order
+    # Each event encodes as an array: its row's values in column order. Raw: the msgpack
+    # of the list, as ingest's C parser wrote it (PackedEvents).
+    events: Sequence[NewEvent] | msgspec.Raw
     runs: list[tuple[str, int, int, bytes | None]]  # type, first offset, last, offsets
     counts: list[tuple[str, str, int]]  # type, channel, events
 
@@ -64,6 +66,9 @@ _events_decoder = msgspec.msgpack.Decoder(list[NewEvent])
 
 def pack(events: Sequence[NewEvent]) -> bytes:
     """``events`` as one ``Packed`` blob. Only for batches without sender ids."""
+    if isinstance(events, PackedEvents):  # packed already: its bytes go as they are
+        return _encoder.encode(Packed(msgspec.Raw(events.packed),
+                                      *summary_of(events.types, events.channels)))
     return _encoder.encode(Packed(events, *summary(events)))
 
 
@@ -72,11 +77,16 @@ def pack_events(events: Sequence[NewEvent]) -> bytes:
     return _encoder.encode(events)
 
 
-def summary(events: Sequence[NewEvent]) -> tuple[list[tuple[str, int, int, bytes | None]],
-                                                  list[tuple[str, str, int]]]:
+Summary = tuple[list[tuple[str, int, int, bytes | None]], list[tuple[str, str, int]]]
+
+
+def summary(events: Sequence[NewEvent]) -> Summary:
     """The ``type_runs`` rows (relative to the batch) and (type, channel, count) of events."""
-    types = list(map(_TYPE, events))
-    counts = Counter(zip(types, map(_CHANNEL, events), strict=True))
+    return summary_of(list(map(_TYPE, events)), list(map(_CHANNEL, events)))
+
+
+def summary_of(types: list[str], channels: list[str]) -> Summary:
+    counts = Counter(zip(types, channels, strict=True))
     return runs_of(types), [(t, ch, n) for (t, ch), n in counts.items()]
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import apsw
 
-from rqs.domain.events import StoredEvent
+from rqs.domain.events import PackedEvents, StoredEvent
 from rqs.errors import Conflict
 from rqs.settings import Settings
 from rqs.storage.base import (
@@ -110,7 +110,8 @@ class SqliteStorage:
     async def append(self, domain: str, events: EventSource) -> AppendResult:
         if callable(events):
             return await self._writer.submit(ingest.append_events, domain, events)
-        if any(map(_EXT_ID, events)):  # ids are never empty strings
+        # Packed events carry no ids; ids are never empty strings.
+        if not isinstance(events, PackedEvents) and any(map(_EXT_ID, events)):
             # Re-sends are found in the writer; the events cross as one msgpack blob.
             blob = ingest.pack_events(events)
             return await self._writer.submit(ingest.append_blob, domain, blob)
