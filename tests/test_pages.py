@@ -12,6 +12,7 @@ import pytest
 
 from rqs.domain.events import StoredEvent
 from rqs.errors import StorageUnavailable
+from rqs.storage import pages
 from rqs.storage.pages import Streamed, in_thread, pipelined
 
 
@@ -183,3 +184,16 @@ async def test_in_thread_stopped_early_waits_for_the_query_to_end(
         query.go.release()
     await stream.aclose()  # returns only once the query ran to its end
     assert query.ended.is_set() and query.produced == 4
+
+
+@pytest.mark.parametrize(("limit", "chunk"), [
+    (1, 1_000), (1_000, 1_000), (4_000, 1_000), (4_004, 1_001), (10_000, 2_500),
+    (10_001, 2_501), (20_000, 5_000), (100_000, 5_000), (100_001, 4_762),
+])
+def test_chunks_are_even_and_bounded(limit: int, chunk: int) -> None:
+    got = pages.chunk_for(limit)
+    assert got == chunk
+    assert pages.MIN_CHUNK <= got <= pages.MAX_CHUNK
+    # no last page of a few events: the pages of a limit above the minimum are even
+    if limit > pages.MIN_CHUNK:
+        assert limit % got == 0 or limit % got > got * 3 // 4
