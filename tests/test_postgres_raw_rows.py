@@ -134,3 +134,23 @@ def test_a_dead_connection_raises_operational_error(pg_url: str) -> None:
         killer.execute("SELECT pg_terminate_backend(%s)", (victim.info.backend_pid,))
         with pytest.raises(psycopg.OperationalError):
             list(raw_rows.stream(victim, ROWS.format(values=_values(3)).encode(), {}, "a", 10))
+
+
+def test_notices_reach_psycopgs_handler(conn: psycopg.Connection[Any]) -> None:
+    """libpq calls the notice handler from inside pg_fetch, which has let go of the GIL:
+    psycopg's handler takes it back itself."""
+    heard: list[str] = []
+    conn.add_notice_handler(lambda d: heard.append(str(d.message_primary)))
+    conn.execute("""CREATE FUNCTION pg_temp.noisy(i bigint) RETURNS bool LANGUAGE plpgsql
+                    AS $$ BEGIN RAISE NOTICE 'row %', i; RETURN true; END $$""")
+    query = ROWS.format(values=_values(30)).replace("ORDER BY", "WHERE pg_temp.noisy(e.idx)"
+                                                                " ORDER BY")
+    got = [e for page in raw_rows.stream(conn, query.encode(), {}, "acme", 7) for e in page]
+    assert [e.index for e in got] == list(range(1, 31))
+    assert sorted(heard) == sorted(f"row {i}" for i in range(1, 31))
+
+
+def test_an_unknown_sqlstate_is_still_a_database_error() -> None:
+    err = raw_rows._error(b"ZZ999", b"ERROR:  something new\n")
+    assert type(err) is psycopg.DatabaseError and str(err) == "ERROR:  something new"
+    assert isinstance(raw_rows._error(None, b""), psycopg.OperationalError)

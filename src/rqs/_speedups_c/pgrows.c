@@ -6,7 +6,8 @@
  * quarter of the rqs process's GIL time there (py-spy --gil). Here each row becomes its
  * StoredEvent directly, and the type and channel strings, which repeat, are made once.
  *
- * The wait for each chunk and libpq's parsing of it run without the GIL.
+ * The wait for each chunk and libpq's parsing of it run without the GIL. libpq may call
+ * the connection's notice receiver meanwhile; psycopg's takes the GIL itself (`with gil`).
  *
  * libpq is not linked: the store passes the addresses of the functions below, taken
  * from the libpq that psycopg itself loaded (a PGresult may only be read by the library

@@ -5,8 +5,9 @@ psycopg each row became a tuple of seven Python values and then a StoredEvent; h
 query is sent over the connection's own libpq handle (``Connection.pgconn``, psycopg's
 documented low-level interface) in chunked-rows mode, and each chunk's PGresult is turned
 into StoredEvents by ``rqs._speedups.pg_fetch``, which also waits for and reads each
-chunk without holding the GIL. The query's values are merged in by
-psycopg (``ClientCursor.mogrify``), so it quotes them exactly as it would send them.
+chunk without holding the GIL (a notice arriving meanwhile reaches psycopg's handler,
+which takes the GIL itself). The query's values are merged in by psycopg
+(``ClientCursor.mogrify``), so it quotes them exactly as it would send them.
 
 The C code reads results with the functions of the libpq that psycopg loaded, found in
 the process's memory map (Linux). Where that cannot be done (another system, more than one
@@ -122,7 +123,12 @@ def _result(pgconn: pq.abc.PGconn) -> pq.abc.PGresult | None:
 
 def _error(state: bytes | None, message: bytes) -> psycopg.Error:
     text = message.decode("utf-8", "replace").strip() or "the scan failed"
-    kind = psycopg.errors.lookup(state.decode()) if state else psycopg.OperationalError
+    kind: type[psycopg.Error] = psycopg.OperationalError
+    if state:
+        try:
+            kind = psycopg.errors.lookup(state.decode())
+        except KeyError:  # a SQLSTATE this psycopg does not know
+            kind = psycopg.DatabaseError
     return kind(text)
 
 
