@@ -254,9 +254,9 @@ const char rqs_pg_fetch_doc[] =
 "The next result of the query sent on a PGconn (its address, psycopg's\n"
 "PGconn.pgconn_ptr), waited for and read without the GIL: its rows as a list of\n"
 "cls(domain, index, type, channel, received_at, payload, ext_id, occurred_at) (the scan\n"
-"columns, in binary), None once the query has no more results, or (sqlstate, message) as bytes when\n"
-"the result is an error (sqlstate None if it has none) or the connection failed (sqlstate\n"
-"b'08006'). bind_libpq must have been called.";
+"columns, in binary); None once the query has no more results; (sqlstate, message) as\n"
+"bytes when the result is an error (sqlstate None if it has none) or the connection\n"
+"failed (sqlstate b'08006'). bind_libpq must have been called.";
 
 PyObject *rqs_pg_fetch(PyObject *self, PyObject *args) {
     PyObject *ptr, *domain, *cls;
