@@ -13,9 +13,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from rqs.domain.events import StoredEvent
+from rqs.domain import selectors
+from rqs.domain.events import NewEvent, StoredEvent
+from rqs.settings import Settings
 from rqs.speedups import NATIVE
-from rqs.storage.postgres import raw_rows
+from rqs.storage.base import EventQuery
+from rqs.storage.postgres import PostgresStorage, raw_rows
 from rqs.storage.postgres.sql import EVENT_COLUMNS
 
 pytestmark = [
@@ -29,6 +32,14 @@ SELECT {EVENT_COLUMNS} FROM (VALUES {{values}}) AS e(idx, type, channel, receive
                                                       ext_id, occurred_at)
 ORDER BY e.idx
 """
+
+# 100,000,000 rows of the scan's columns, streamed (one generate_series of them all would be
+# built in full before its first row).
+ENDLESS = b"SELECT " + EVENT_COLUMNS.encode() + b""" FROM (
+    SELECT a * 100000 + b AS idx, 'T'::text AS type, 'Email'::text AS channel,
+           b AS received_at, '\\x7b7d'::bytea AS payload, NULL::text AS ext_id,
+           NULL::bigint AS occurred_at
+    FROM generate_series(0::bigint, 999) a, generate_series(1::bigint, 100000) b) e"""
 
 
 @pytest.fixture
@@ -92,14 +103,7 @@ def test_no_rows(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_stopping_early_leaves_the_connection_idle(conn: psycopg.Connection[Any]) -> None:
-    query = b"SELECT " + EVENT_COLUMNS.encode() + b""" FROM (
-        SELECT a * 100000 + b AS idx, 'T'::text AS type, 'Email'::text AS channel,
-               b AS received_at, '\\x7b7d'::bytea AS payload, NULL::text AS ext_id,
-               NULL::bigint AS occurred_at
-        -- 100,000,000 rows, streamed (one generate_series of them all would be built
-        -- in full before its first row)
-        FROM generate_series(0::bigint, 999) a, generate_series(1::bigint, 100000) b) e"""
-    pages = raw_rows.stream(conn, query, {}, "acme", 100)
+    pages = raw_rows.stream(conn, ENDLESS, {}, "acme", 100)
     assert len(next(pages)) == 100
     pages.close()  # the caller went away: the query is cancelled, not read to its end
     assert conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
@@ -152,3 +156,59 @@ def test_an_unknown_sqlstate_is_still_a_database_error() -> None:
     err = raw_rows._error(b"ZZ999", b"ERROR:  something new\n")
     assert type(err) is psycopg.DatabaseError and str(err) == "ERROR:  something new"
     assert isinstance(raw_rows._error(None, b""), psycopg.OperationalError)
+
+
+def test_a_query_that_is_not_rows_closes_the_connection(conn: psycopg.Connection[Any]) -> None:
+    """Nothing a scan sends gives a COPY, but if it did, the stream must not wait for a
+    COPY's results to end (they never do): it fails, and the connection is closed for the
+    pool to replace."""
+    with pytest.raises(psycopg.OperationalError, match="unexpected result status"):
+        list(raw_rows.stream(conn, b"COPY (SELECT 1) TO STDOUT", {}, "acme", 10))
+    assert conn.closed
+
+
+def test_the_server_going_away_mid_stream(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as victim, \
+            psycopg.connect(pg_url, autocommit=True) as killer:
+        pages = raw_rows.stream(victim, ENDLESS, {}, "acme", 100)
+        assert len(next(pages)) == 100
+        killer.execute("SELECT pg_terminate_backend(%s)", (victim.info.backend_pid,))
+        with pytest.raises(psycopg.OperationalError):
+            for _ in pages:
+                pass
+        assert victim.closed or victim.pgconn.status == psycopg.pq.ConnStatus.BAD
+
+
+def test_connections_in_another_encoding_are_read_through_psycopg(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True, client_encoding="LATIN1") as latin:
+        assert not raw_rows.usable(latin)
+    with psycopg.connect(pg_url, autocommit=True) as utf8:
+        assert raw_rows.usable(utf8)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["c-rows", "psycopg-rows"])
+async def test_store_scans_read_alike_either_way(pg_url: str, fast: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's streamed scans give the same events through both row paths, also when
+    the environment asks libpq for another client encoding (rqs' connections ask for
+    UTF-8: with LATIN1, binary COPY stored non-ASCII text as mojibake)."""
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    if not fast:
+        monkeypatch.setattr(raw_rows, "usable", lambda conn: False)
+    store = PostgresStorage(Settings(database_url=pg_url, pool_size=2))
+    await store.open()
+    try:
+        new = [NewEvent(f"TYPÉ_{i % 3}", "Email", f'{{"n":{i},"s":"ü"}}'.encode(),
+                        ext_id=f"idé-{i}" if i % 2 else None,
+                        occurred_at=1_700_000_000_000_000 + i if i % 5 else None)
+               for i in range(3_000)]
+        await store.append("acme", new)
+        every = [e async for page in store.scan("acme", EventQuery(limit=5_000)) for e in page]
+        one = selectors.for_filters(["TYPÉ_1"])
+        ones = [e async for page in store.scan("acme", EventQuery(selector=one, limit=5_000))
+                for e in page]
+    finally:
+        await store.close()
+    assert [(e.index, e.type, e.payload, e.ext_id, e.occurred_at) for e in every] == [
+        (i + 1, n.type, n.payload, n.ext_id, n.occurred_at) for i, n in enumerate(new)]
+    assert [e.index for e in ones] == list(range(2, 3_001, 3))

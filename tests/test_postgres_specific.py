@@ -487,7 +487,9 @@ async def _plans(url: str, store: PostgresStorage, query: EventQuery, take: int 
                     real = raw_rows.stream
 
                     def spy(conn: Any, query: Any, params: Any, *rest: Any) -> Any:
-                        rec.calls.append((query, params))
+                        # explained as sent: values merged in, planned for them
+                        sent = psycopg.ClientCursor(conn).mogrify(query, params)
+                        rec.calls.append((sent, None))
                         return real(conn, query, params, *rest)
 
                     with pytest.MonkeyPatch.context() as patch:

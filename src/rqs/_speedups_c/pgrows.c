@@ -41,8 +41,10 @@ static int (*pq_socket)(const PGconn *);
 
 #define NFUNCTIONS 16
 /* ExecStatusType values and the SQLSTATE field code (libpq-fe.h, postgres_ext.h) */
-enum { PGRES_TUPLES_OK = 2, PGRES_SINGLE_TUPLE = 9, PGRES_TUPLES_CHUNK = 12 };
+enum { PGRES_TUPLES_OK = 2, PGRES_FATAL_ERROR = 7, PGRES_SINGLE_TUPLE = 9,
+       PGRES_TUPLES_CHUNK = 12 };
 #define PG_DIAG_SQLSTATE 'C'
+#define PG_DIAG_MESSAGE_PRIMARY 'M'
 
 enum { INT8OID = 20, TEXTOID = 25, BYTEAOID = 17, VARCHAROID = 1043 };
 enum { C_INDEX, C_TYPE, C_CHANNEL, C_RECEIVED, C_PAYLOAD, C_EXT_ID, C_OCCURRED, NCOLS };
@@ -255,8 +257,8 @@ const char rqs_pg_fetch_doc[] =
 "PGconn.pgconn_ptr), waited for and read without the GIL: its rows as a list of\n"
 "cls(domain, index, type, channel, received_at, payload, ext_id, occurred_at) (the scan\n"
 "columns, in binary); None once the query has no more results; (sqlstate, message) as\n"
-"bytes when the result is an error (sqlstate None if it has none) or the connection\n"
-"failed (sqlstate b'08006'). bind_libpq must have been called.";
+"bytes when the result is an error, the connection failed (sqlstate b'08006'), or the\n"
+"result is neither rows nor an error (sqlstate None). bind_libpq must have been called.";
 
 PyObject *rqs_pg_fetch(PyObject *self, PyObject *args) {
     PyObject *ptr, *domain, *cls;
@@ -277,9 +279,13 @@ PyObject *rqs_pg_fetch(PyObject *self, PyObject *args) {
     if (status == PGRES_TUPLES_CHUNK || status == PGRES_TUPLES_OK ||
         status == PGRES_SINGLE_TUPLE) {
         out = events_of(r, domain, cls);
-    } else {
+    } else if (status == PGRES_FATAL_ERROR) {
         const char *state = pq_result_error_field(r, PG_DIAG_SQLSTATE);
-        out = Py_BuildValue("(yy)", state, pq_result_error_message(r));
+        const char *primary = pq_result_error_field(r, PG_DIAG_MESSAGE_PRIMARY);
+        out = Py_BuildValue("(yy)", state, primary ? primary : pq_result_error_message(r));
+    } else { /* not rows, not an error: nothing a scan sends can give that */
+        out = Py_BuildValue("(yN)", NULL, PyBytes_FromFormat("unexpected result status %d",
+                                                               status));
     }
     pq_clear(r);
     return out;

@@ -53,6 +53,8 @@ def chunk_for(limit: int) -> int:
     more than it sends, see ``render.Capped``) must not leave a last page, or on
     PostgreSQL a last query, of a single event."""
     pages = max(4, round(limit / MAX_CHUNK))  # so pages may be a little over MAX_CHUNK
+    if limit < pages * MIN_CHUNK:  # a small read: as many pages of MIN_CHUNK as fit
+        pages = max(1, limit // MIN_CHUNK)
     return max(MIN_CHUNK, -(-limit // pages))
 
 

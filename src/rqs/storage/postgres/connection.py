@@ -54,6 +54,9 @@ def _kwargs(pooled: bool = False, scans: bool = False) -> dict[str, Any]:
         "autocommit": True,
         "connect_timeout": CONNECT_TIMEOUT_S,
         "application_name": "rqs",
+        # Binary COPY rows are written, and scan rows read, as UTF-8 in C (copy.c,
+        # pgrows.c), whatever PGCLIENTENCODING or the database's default says.
+        "client_encoding": "UTF8",
         # Notice a server that vanished without closing the socket.
         "keepalives": 1,
         "keepalives_idle": 30,

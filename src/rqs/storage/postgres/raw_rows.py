@@ -53,7 +53,8 @@ def _loaded_libpq() -> str | None:
 def _bind() -> bool:
     if NATIVE is None or not hasattr(pq.PGconn, "pgconn_ptr"):
         return False
-    psycopg.pq.version()  # makes sure psycopg has loaded its libpq
+    if pq.version() < 170000:  # (loads psycopg's libpq) chunked rows came with libpq 17
+        return False
     path = _loaded_libpq()
     if path is None:
         return False
@@ -74,21 +75,27 @@ def available() -> bool:
     return _BOUND
 
 
+def usable(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``stream`` can read this connection: the C code takes text as UTF-8 (rqs'
+    connections ask for it, see ``connection._kwargs``)."""
+    return _BOUND and conn.info.encoding == "utf-8"
+
+
 def stream(conn: psycopg.Connection[Any], query: bytes, params: dict[str, Any], domain: str,
            chunk: int) -> Iterator[list[StoredEvent]]:
     """The rows of ``query`` as StoredEvents, in lists of up to ``chunk`` as libpq hands
-    them over. Blocking (for a thread of its own); the connection must be idle, in
-    autocommit, and is idle again when this ends, however it ends."""
-    assert NATIVE is not None and _BOUND
+    them over. Blocking (for a thread of its own); the connection must be ``usable``,
+    idle and in autocommit, and is idle again when this ends, however it ends."""
+    assert NATIVE is not None and usable(conn)
     sql = psycopg.ClientCursor(conn).mogrify(query, params).encode()
     pgconn = conn.pgconn
-    pgconn.send_query_params(sql, None, result_format=pq.Format.BINARY)
-    pgconn.set_chunked_rows_mode(chunk)
-    _flush(pgconn)
     # Every psycopg implementation has it; its typing Protocol does not list it.
     address: int = pgconn.pgconn_ptr  # type: ignore[attr-defined]
     done = False
     try:
+        pgconn.send_query_params(sql, None, result_format=pq.Format.BINARY)
+        pgconn.set_chunked_rows_mode(chunk)
+        _flush(pgconn)
         while (got := NATIVE.pg_fetch(address, domain, StoredEvent)) is not None:
             if isinstance(got, tuple):
                 raise _error(*got)
@@ -134,11 +141,20 @@ def _error(state: bytes | None, message: bytes) -> psycopg.Error:
 
 def _abandon(conn: psycopg.Connection[Any]) -> None:
     """Stop a query the caller no longer wants (or that failed) and read what is left, so
-    the connection is idle for its next user."""
+    the connection is idle for its next user; close it if it will not get there."""
     pgconn = conn.pgconn
     if pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
         with suppress(psycopg.Error):
             conn.cancel_safe(timeout=5.0)
     with suppress(psycopg.Error, OSError):
-        while _result(pgconn) is not None:
-            pass
+        for _ in range(_MAX_LEFT):
+            res = _result(pgconn)
+            if res is None:
+                return
+            if res.status in _COPY:  # a COPY never ends by reading results
+                break
+    conn.close()  # the pool discards it
+
+
+_MAX_LEFT = 100_000  # results a cancelled query may still deliver (chunks, then its end)
+_COPY = (pq.ExecStatus.COPY_IN, pq.ExecStatus.COPY_OUT, pq.ExecStatus.COPY_BOTH)

@@ -152,7 +152,7 @@ class Reader:
             params = self._params(after=self.pos, n=n, type=self.streams[0].type)
         domain = self.plan.domain
         rows: list[StoredEvent] = []
-        if raw_rows.available():
+        if raw_rows.usable(conn):
             for got in raw_rows.stream(conn, self.sql, params, domain, FETCH):
                 rows += got
                 while len(rows) >= chunk:
