@@ -17,7 +17,8 @@ working while this process converts, encodes and sends what came before. Measure
 HTTP, 100,000 events of one type in pages of 10,000: 219-269k -> 239-301k events/s
 (one-off A/B runs, alternated). The stream runs on a thread with a blocking connection,
 off the event loop: 232k -> 256k events/s for one type, 274k -> 323k after an index
-(alternated one-off runs, pages of 10,000, warm cache).
+(alternated one-off runs, pages of 10,000, warm cache). Its rows become StoredEvents in C,
+straight from libpq's results, wherever that can be done (``raw_rows``).
 
 Every scan query runs with sorting disabled (``connection.NO_SORT_OPTION``): its ORDER BY
 must come from merging ordered index scans, whatever the statistics say.
