@@ -234,37 +234,46 @@ async def test_unreachable_server_raises_storage_unavailable() -> None:
     assert time.monotonic() - started < connection.CONNECT_TIMEOUT_S + 1
 
 
+@contextlib.asynccontextmanager
+async def _impatient_store(pg_url: str, monkeypatch: pytest.MonkeyPatch, pool_size: int
+                           ) -> AsyncIterator[tuple[PostgresStorage, str]]:
+    """An open store whose pools give up after one second, and its database's name."""
+    monkeypatch.setattr(connection, "POOL_TIMEOUT_S", 1.0)
+    store = PostgresStorage(Settings(database_url=pg_url, pool_size=pool_size))
+    await store.open()
+    try:
+        yield store, str(psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"])
+    finally:
+        await store.close()
+
+
 async def test_lost_server_raises_storage_unavailable(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(connection, "POOL_TIMEOUT_S", 1.0)
-    store = PostgresStorage(Settings(database_url=pg_url, pool_size=2))
-    await store.open()
-    name = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
-    try:
-        await store.append("acme", [ev()])
-        with _admin() as admin:
-            ident = sql.Identifier(str(name))
-            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
-            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                          "WHERE datname = %s", (name,))
-        started = time.monotonic()
-        for _ in range(3):  # a dead pooled connection, then no new connection
-            with pytest.raises(StorageUnavailable):
-                await store.bounds("acme")
-        with pytest.raises(StorageUnavailable):
+    async with _impatient_store(pg_url, monkeypatch, 2) as (store, name):
+        try:
             await store.append("acme", [ev()])
-        with pytest.raises(StorageUnavailable):
-            [e async for rows in store.scan("acme", EventQuery()) for e in rows]
-        with pytest.raises(StorageUnavailable):
-            async with store.lease_cursor("k", "acme", "main"):
-                pass
-        assert time.monotonic() - started < 15
-    finally:
-        with _admin() as admin:
-            ident = sql.Identifier(str(name))
-            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
-        await store.close()
+            with _admin() as admin:
+                ident = sql.Identifier(name)
+                admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(ident))
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = %s", (name,))
+            started = time.monotonic()
+            for _ in range(3):  # a dead pooled connection, then no new connection
+                with pytest.raises(StorageUnavailable):
+                    await store.bounds("acme")
+            with pytest.raises(StorageUnavailable):
+                await store.append("acme", [ev()])
+            with pytest.raises(StorageUnavailable):
+                [e async for rows in store.scan("acme", EventQuery()) for e in rows]
+            with pytest.raises(StorageUnavailable):
+                async with store.lease_cursor("k", "acme", "main"):
+                    pass
+            assert time.monotonic() - started < 15
+        finally:
+            with _admin() as admin:
+                ident = sql.Identifier(name)
+                admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(ident))
 
 
 async def test_connections_broken_by_a_restart_are_replaced_not_failed(
@@ -272,11 +281,7 @@ async def test_connections_broken_by_a_restart_are_replaced_not_failed(
     # A restart terminates every backend. The pooled connections left behind must neither
     # fail a request each, nor be tried one by one: the pool waits longer after each
     # failed check (1, 2, 4 s...), so six of them would outlast a one-second timeout.
-    monkeypatch.setattr(connection, "POOL_TIMEOUT_S", 1.0)
-    store = PostgresStorage(Settings(database_url=pg_url, pool_size=8))
-    await store.open()
-    name = psycopg.conninfo.conninfo_to_dict(pg_url)["dbname"]
-    try:
+    async with _impatient_store(pg_url, monkeypatch, 8) as (store, name):
         await store.append("acme", [ev()])
         # Exercise both pools; hold six connections at once so that six stay idle.
         assert [e.index async for rows in store.scan("acme", EventQuery()) for e in rows] == [1]
@@ -296,8 +301,6 @@ async def test_connections_broken_by_a_restart_are_replaced_not_failed(
         assert (await store.append("acme", [ev()])).indexes == [2]
         assert [e.index async for rows in store.scan("acme", EventQuery())
                 for e in rows] == [1, 2]
-    finally:
-        await store.close()
 
 
 def test_idle_connections_are_looked_at_whatever_their_descriptor() -> None:

@@ -222,12 +222,6 @@ static PyObject *events_of(const PGresult *r, PyObject *domain, PyObject *cls) {
     return out;
 }
 
-static PyObject *address_of(PyObject *ptr, const char *what) {
-    void *p = PyLong_AsVoidPtr(ptr);
-    if (p == NULL && !PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "%s is NULL", what);
-    return p;
-}
-
 /* Waits for and reads the connection's next result, without the GIL. NULL with *broken
  * set when the connection failed; NULL alone when the query has no more results. */
 static PGresult *next_result(PGconn *conn, int *broken) {
@@ -268,8 +262,11 @@ PyObject *rqs_pg_fetch(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "pg_fetch: bind_libpq was not called");
         return NULL;
     }
-    PGconn *conn = (PGconn *)address_of(ptr, "the connection");
-    if (conn == NULL) return NULL;
+    PGconn *conn = (PGconn *)PyLong_AsVoidPtr(ptr);
+    if (conn == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "pg_fetch: a NULL PGconn");
+        return NULL;
+    }
     int broken;
     PGresult *r = next_result(conn, &broken);
     if (broken) return Py_BuildValue("(yy)", "08006", pq_error_message(conn));

@@ -1,9 +1,10 @@
 /*
  * Ingest's fast path: a JSON array, or NDJSON, of Responsys callback payloads, validated
- * and split in one pass over the bytes (without the GIL), each item then becoming a
- * NewEvent. For the batches it accepts it gives what rqs.domain.events.parse_batch gives
- * (split_body, then _fast_responsys or an item at a time), which took two msgspec passes
- * over the body and an object per field.
+ * and split in one pass over the bytes (without the GIL), then written as the msgpack of
+ * the NewEvents they make (PackedEvents), with no Python object per event. For the batches
+ * it accepts it gives the events rqs.domain.events.parse_batch gives (split_body, then
+ * _fast_responsys or an item at a time), which took two msgspec passes over the body and
+ * an object per field.
  *
  * It declines (None), and the Python path answers with its own result or errors, for
  * anything it cannot vouch for: invalid JSON, an empty batch, an item that is not an

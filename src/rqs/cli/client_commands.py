@@ -393,10 +393,7 @@ def stats(as_json: bool, url: str, token: str | None) -> None:
     """Event counts per type and channel, the index range and the retention horizon."""
     with open_client(url, token) as client:
         s = client.stats()
-    if as_json:
-        click.echo(msgspec.json.format(_encoder.encode(s.raw), indent=2).decode())
-    else:
-        click.echo(render_stats(s))
+    click.echo(_pretty_json(s.raw) if as_json else render_stats(s))
 
 
 def render_consumers(c: Consumers) -> str:
@@ -435,10 +432,11 @@ def consumers(as_json: bool, url: str, token: str | None) -> None:
     """Server-managed cursors and push subscriptions: position, lag, delivery trouble."""
     with open_client(url, token) as client:
         found = client.consumers()
-    if as_json:
-        click.echo(msgspec.json.format(_encoder.encode(found), indent=2).decode())
-    else:
-        click.echo(render_consumers(found))
+    click.echo(_pretty_json(found) if as_json else render_consumers(found))
+
+
+def _pretty_json(value: object) -> str:
+    return msgspec.json.format(_encoder.encode(value), indent=2).decode()
 
 
 def register(group: click.Group) -> None:

@@ -151,25 +151,32 @@ class Reader:
             params = self._params(after=self.pos, n=n)
         else:
             params = self._params(after=self.pos, n=n, type=self.streams[0].type)
-        domain = self.plan.domain
         rows: list[StoredEvent] = []
-        if raw_rows.usable(conn):
-            for got in raw_rows.stream(conn, self.sql, params, domain, FETCH):
-                rows += got
-                while len(rows) >= chunk:
-                    page, rows = rows[:chunk], rows[chunk:]
-                    self.pos, self.t0 = page[-1].index, page[-1].received_at
-                    yield page
-        else:
-            for r in conn.cursor(binary=True).stream(self.sql, params, size=FETCH):
-                rows.append(StoredEvent(domain, *r))
-                if len(rows) == chunk:
-                    self.pos, self.t0 = rows[-1].index, rows[-1].received_at
-                    yield rows
-                    rows = []
+        for got in self._rows(conn, params):
+            rows += got
+            while len(rows) >= chunk:
+                page, rows = rows[:chunk], rows[chunk:]
+                self.pos, self.t0 = page[-1].index, page[-1].received_at
+                yield page
         if rows:
             self.pos, self.t0 = rows[-1].index, rows[-1].received_at
             yield rows
+
+    def _rows(self, conn: SyncConn, params: dict[str, Any]) -> Iterator[list[StoredEvent]]:
+        """The query's rows as events, in lists of up to FETCH as libpq hands them over:
+        built in C where that can be done (``raw_rows``), else from psycopg's rows."""
+        domain = self.plan.domain
+        if raw_rows.usable(conn):
+            yield from raw_rows.stream(conn, self.sql, params, domain, FETCH)
+            return
+        got: list[StoredEvent] = []
+        for r in conn.cursor(binary=True).stream(self.sql, params, size=FETCH):
+            got.append(StoredEvent(domain, *r))
+            if len(got) == FETCH:
+                yield got
+                got = []
+        if got:
+            yield got
 
     async def merged(self, conn: Conn, n: int) -> list[StoredEvent]:
         """The next n events of a scan over several types, in index order."""
