@@ -205,6 +205,54 @@ async def test_purge_while_appending(pg_url: str, monkeypatch: pytest.MonkeyPatc
         await purger.close()
 
 
+# --- rows on disk ----------------------------------------------------------------------
+
+
+def numbered(type_name: str, n: int, ext_id: str | None = None) -> NewEvent:
+    return NewEvent(type=type_name, channel=catalog.channel_for(type_name, None).value,
+                    payload=b'{"n":%d}' % n, ext_id=ext_id)
+
+
+def on_disk(url: str) -> list[tuple[int, str, bytes]]:
+    """(index, type, payload) of every event in the order of the rows in the heap."""
+    return [(i, t, bytes(p)) for i, t, p in
+            fetch(url, "SELECT idx, type, payload FROM events ORDER BY tableoid, ctid")]
+
+
+async def test_an_append_writes_its_rows_grouped_by_type(store: PostgresStorage,
+                                                         pg_url: str) -> None:
+    types = ["EMAIL_CLICKED", "EMAIL_BOUNCED", "EMAIL_CLICKED", "EMAIL_OPENED",
+             "EMAIL_BOUNCED", "EMAIL_CLICKED"]
+    result = await store.append("acme", [numbered(t, n) for n, t in enumerate(types)])
+    assert result.indexes == [1, 2, 3, 4, 5, 6]  # indexes keep the order the events came in
+    clicked, bounced, opened = "EMAIL_CLICKED", "EMAIL_BOUNCED", "EMAIL_OPENED"
+    assert on_disk(pg_url) == [
+        (1, clicked, b'{"n":0}'), (3, clicked, b'{"n":2}'), (6, clicked, b'{"n":5}'),
+        (2, bounced, b'{"n":1}'), (5, bounced, b'{"n":4}'), (4, opened, b'{"n":3}')]
+    page = [e async for chunk in store.scan("acme", EventQuery()) for e in chunk]
+    assert [(e.index, e.payload) for e in page] == [
+        (n + 1, b'{"n":%d}' % n) for n in range(len(types))]
+
+
+async def test_grouped_rows_keep_their_indexes_when_some_events_are_repeats(
+        store: PostgresStorage, pg_url: str) -> None:
+    await store.append("acme", [numbered("EMAIL_OPENED", 0, ext_id="old")])
+    result = await store.append("acme", [
+        numbered("EMAIL_CLICKED", 1), numbered("EMAIL_BOUNCED", 2),
+        numbered("EMAIL_CLICKED", 3), numbered("EMAIL_OPENED", 4, ext_id="old"),
+        numbered("EMAIL_BOUNCED", 5), numbered("EMAIL_CLICKED", 6, ext_id="d"),
+        numbered("EMAIL_CLICKED", 7, ext_id="d")])
+    assert (result.indexes, result.stored) == ([2, 3, 4, 1, 5, 6, 6], 5)
+    assert on_disk(pg_url)[1:] == [
+        (2, "EMAIL_CLICKED", b'{"n":1}'), (4, "EMAIL_CLICKED", b'{"n":3}'),
+        (6, "EMAIL_CLICKED", b'{"n":6}'), (3, "EMAIL_BOUNCED", b'{"n":2}'),
+        (5, "EMAIL_BOUNCED", b'{"n":5}')]
+    query = EventQuery(selector=selectors.for_filters(["EMAIL_CLICKED"]))
+    clicks = [e async for chunk in store.scan("acme", query) for e in chunk]
+    assert [(e.index, e.payload) for e in clicks] == [
+        (2, b'{"n":1}'), (4, b'{"n":3}'), (6, b'{"n":6}')]
+
+
 # --- failures --------------------------------------------------------------------------
 
 

@@ -204,8 +204,20 @@ def test_copy_rows_match_python(rows: list[tuple[str, str, int | None, list[str 
     fast = binary_copy.event_tails(events, NATIVE)
     assert fast == binary_copy.event_tails(events, None)
     positions = list(range(len(events)))[::-1]
-    assert (binary_copy.event_rows(fast, positions, 7, 10**12, 1_700_000_000_000_000, NATIVE)
-            == binary_copy.event_rows(fast, positions, 7, 10**12, 1_700_000_000_000_000, None))
+    offsets = [3 * n for n in range(len(events))]
+    fast_rows = binary_copy.event_rows(fast, positions, offsets, 7, 10**12,
+                                       1_700_000_000_000_000, NATIVE)
+    assert fast_rows == binary_copy.event_rows(fast, positions, offsets, 7, 10**12,
+                                               1_700_000_000_000_000, None)
+    # The n-th row is the n-th position's tail behind the index first_index + offsets[n].
+    at = 0
+    for pos, offset in zip(positions, offsets, strict=True):
+        head = binary_copy.event_head(7, 10**12 + offset, 1_700_000_000_000_000)
+        assert fast_rows[at:at + len(head)] == head
+        at += len(head)
+        assert fast_rows[at:at + len(fast[pos])] == fast[pos]
+        at += len(fast[pos])
+    assert at == len(fast_rows)
 
 
 @needs_native
@@ -217,4 +229,8 @@ def test_copy_tails_leave_nul_and_surrogates_to_python() -> None:
     tails = NATIVE.copy_tails([clean, *odd])
     assert tails[0] is not None and tails[1:] == [None, None]
     with pytest.raises(ValueError, match="position 3 names no bytes tail"):
-        NATIVE.copy_rows([b"x"], [3], 1, 1, 1)
+        NATIVE.copy_rows([b"x"], [3], [0], 1, 1, 1)
+    with pytest.raises(ValueError, match="differ in length"):
+        NATIVE.copy_rows([b"x"], [0], [0, 1], 1, 1, 1)
+    with pytest.raises(ValueError, match="offset -1 is out of range"):
+        NATIVE.copy_rows([b"x"], [0], [-1], 1, 1, 1)

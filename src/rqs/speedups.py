@@ -32,8 +32,9 @@ class Native(Protocol):
 
     def copy_tails(self, events: Sequence[NewEvent], /) -> list[bytes | None]: ...
 
-    def copy_rows(self, tails: Sequence[bytes], positions: Sequence[int], domain_id: int,
-                  first_index: int, received_at: int, /) -> bytes: ...
+    def copy_rows(self, tails: Sequence[bytes], positions: Sequence[int],
+                  offsets: Sequence[int], domain_id: int, first_index: int, received_at: int,
+                  /) -> bytes: ...
 
     def pack_responsys(self, body: bytes, ndjson: bool, max_items: int,
                        aliases: dict[str, str], channels: dict[str, str],

@@ -109,24 +109,35 @@ PyObject *rqs_copy_tails(PyObject *self, PyObject *seq) {
 }
 
 const char rqs_copy_rows_doc[] =
-"copy_rows(tails, positions, domain_id, first_index, received_at, /)\n--\n\n"
-"Whole binary COPY rows: for the n-th position, the head (domain_id, first_index + n,\n"
-"received_at) and tails[position].";
+"copy_rows(tails, positions, offsets, domain_id, first_index, received_at, /)\n--\n\n"
+"Whole binary COPY rows, in the order of positions: for the n-th, the head (domain_id,\n"
+"first_index + offsets[n], received_at) and tails[positions[n]].";
 
 PyObject *rqs_copy_rows(PyObject *self, PyObject *args) {
-    PyObject *tails_seq, *positions_seq;
+    PyObject *tails_seq, *positions_seq, *offsets_seq;
     int domain_id;
     long long first_index, received_at;
     (void)self;
-    if (!PyArg_ParseTuple(args, "OOiLL:copy_rows", &tails_seq, &positions_seq, &domain_id,
-                          &first_index, &received_at))
+    if (!PyArg_ParseTuple(args, "OOOiLL:copy_rows", &tails_seq, &positions_seq, &offsets_seq,
+                          &domain_id, &first_index, &received_at))
         return NULL;
     PyObject *tails = PySequence_Tuple(tails_seq);
     if (tails == NULL) return NULL;
     PyObject *positions = PySequence_Tuple(positions_seq);
+    PyObject *offsets = positions == NULL ? NULL : PySequence_Tuple(offsets_seq);
     PyObject *result = NULL;
-    if (positions == NULL) goto done;
+    long long *index = NULL;
+    if (offsets == NULL) goto done;
     Py_ssize_t count = PyTuple_GET_SIZE(positions), ntails = PyTuple_GET_SIZE(tails);
+    if (PyTuple_GET_SIZE(offsets) != count) {
+        PyErr_SetString(PyExc_ValueError, "copy_rows: positions and offsets differ in length");
+        goto done;
+    }
+    index = PyMem_Malloc(sizeof(long long) * (size_t)(count ? count : 1));
+    if (index == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     size_t total = 0;
     for (Py_ssize_t i = 0; i < count; i++) {
         Py_ssize_t pos = PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i));
@@ -135,6 +146,13 @@ PyObject *rqs_copy_rows(PyObject *self, PyObject *args) {
             PyErr_Format(PyExc_ValueError, "position %zd names no bytes tail", pos);
             goto done;
         }
+        long long offset = PyLong_AsLongLong(PyTuple_GET_ITEM(offsets, i));
+        if (offset == -1 && PyErr_Occurred()) goto done;
+        if (offset < 0 || offset > LLONG_MAX - first_index) {
+            PyErr_Format(PyExc_ValueError, "offset %lld is out of range", offset);
+            goto done;
+        }
+        index[i] = first_index + offset;
         total += 34 + (size_t)PyBytes_GET_SIZE(PyTuple_GET_ITEM(tails, pos));
     }
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
@@ -149,13 +167,15 @@ PyObject *rqs_copy_rows(PyObject *self, PyObject *args) {
         put_be32(&b, 4);
         put_be32(&b, (uint32_t)domain_id);
         put_be32(&b, 8);
-        put_be64(&b, (uint64_t)(first_index + i));
+        put_be64(&b, (uint64_t)index[i]);
         put_be32(&b, 8);
         put_be64(&b, (uint64_t)received_at);
         memcpy(b.data + b.len, PyBytes_AS_STRING(tail), (size_t)PyBytes_GET_SIZE(tail));
         b.len += (size_t)PyBytes_GET_SIZE(tail);
     }
 done:
+    PyMem_Free(index);
+    Py_XDECREF(offsets);
     Py_XDECREF(positions);
     Py_DECREF(tails);
     return result;

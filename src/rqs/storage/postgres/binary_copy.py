@@ -101,15 +101,18 @@ def _python_tail(e: NewEvent) -> bytes:
     return event_tail(e, None if e.ext_id is None else clean(e.ext_id))
 
 
-def event_rows(tails: Sequence[bytes], positions: Sequence[int], domain_id: int,
-               first_index: int, received_at: int, native: Native | None = NATIVE) -> bytes:
-    """Whole rows: the n-th position's head (its index ``first_index + n``) and tail. This
-    runs under the domain's lock, so in C where it was built."""
+def event_rows(tails: Sequence[bytes], positions: Sequence[int], offsets: Sequence[int],
+               domain_id: int, first_index: int, received_at: int,
+               native: Native | None = NATIVE) -> bytes:
+    """Whole rows, in the order of ``positions``: the n-th is ``tails[positions[n]]``
+    behind its head, index ``first_index + offsets[n]``. This runs under the domain's
+    lock, so in C where it was built."""
     if native is not None:
-        return native.copy_rows(tails, positions, domain_id, first_index, received_at)
+        return native.copy_rows(tails, positions, offsets, domain_id, first_index,
+                                received_at)
     parts: list[bytes] = []
-    for n, pos in enumerate(positions):
-        parts.append(event_head(domain_id, first_index + n, received_at))
+    for pos, offset in zip(positions, offsets, strict=True):
+        parts.append(event_head(domain_id, first_index + offset, received_at))
         parts.append(tails[pos])
     return b"".join(parts)
 

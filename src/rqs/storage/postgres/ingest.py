@@ -12,6 +12,18 @@ The locked section is kept short. Before the lock: the rows are encoded for bina
 COPY, duplicates within the batch resolved, and the batch's ext_ids looked up. Under
 it: ids stored since that lookup (normally none, then no query), one COPY of events,
 one of ids, and one pipelined round trip for the bookkeeping.
+
+Why an append writes its rows grouped by type (``Batch.order``) while their indexes stay
+in the order the events came: a heap page then holds events of one type, so a read of one
+type ("clicks after index N", pollByType) touches a page per ~12 of its events instead of a
+page for nearly every one of them wherever that type is common among others. Measured over
+HTTP on 1,000,000 events ingested in batches of 1,000, the first read of 100,000
+EMAIL_CLICKED (30% of the mix) after the ingest read 28,500 heap pages and wrote back
+23,500 dirty ones (hint bits) before; grouped, 8,400 writes and 295-300k -> 345-389k
+events/s. Reads in index order (``ORDER BY idx`` through the primary key) step between the
+few pages of one append instead of along them; they measured the same or faster. The
+cost: the primary key is filled out of order within an append (38 -> 50 MB an 1,000,000
+events, the heap being 651 MB).
 """
 
 from __future__ import annotations
@@ -52,6 +64,7 @@ class Batch:
     ext_ids: list[str | None]  # per event
     first_of: list[int]  # per event: position of the first event with the same ext_id
     distinct_ids: list[str]
+    order: list[int]  # every position, grouped by (type, channel): the order rows are written
 
     @classmethod
     def of(cls, events: Sequence[NewEvent]) -> Batch:
@@ -59,7 +72,7 @@ class Batch:
         keys = [(clean(e.type), clean(e.channel)) for e in events]
         ext_ids = [None if e.ext_id is None else clean(e.ext_id) for e in events]
         return cls(binary_copy.event_tails(events), keys, ext_ids,
-                   *_first_occurrences(ext_ids))
+                   *_first_occurrences(ext_ids), _grouped(keys))
 
     @classmethod
     def join(cls, batches: Sequence[Batch]) -> Batch:
@@ -67,8 +80,24 @@ class Batch:
         if len(batches) == 1:
             return batches[0]
         ext_ids = [x for b in batches for x in b.ext_ids]
-        return cls([t for b in batches for t in b.tails], [k for b in batches for k in b.keys],
-                   ext_ids, *_first_occurrences(ext_ids))
+        keys = [k for b in batches for k in b.keys]
+        return cls([t for b in batches for t in b.tails], keys, ext_ids,
+                   *_first_occurrences(ext_ids), _grouped(keys))
+
+
+def _grouped(keys: list[tuple[str, str]]) -> list[int]:
+    """Every position, those of one key together (keys in order of first appearance), each
+    key's in their own order."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for pos, key in enumerate(keys):
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [pos]
+        else:
+            group.append(pos)
+    if len(groups) == 1:
+        return next(iter(groups.values()))
+    return [pos for group in groups.values() for pos in group]
 
 
 def _first_occurrences(ext_ids: list[str | None]) -> tuple[list[int], list[str]]:
@@ -170,11 +199,19 @@ def _assign(batch: Batch, known: dict[str, int], next_index: int) -> tuple[list[
 async def _copy_events(cur: psycopg.AsyncCursor[tuple[object, ...]], batch: Batch,
                        new: list[int], domain_id: int, next_index: int,
                        received_at: int) -> None:
-    tails = batch.tails
+    """The new events' rows, grouped by type (``Batch.order``); the n-th new event's index
+    is ``next_index + n`` wherever its row goes."""
+    if len(new) == len(batch.tails):  # all new (the usual case): n is the position
+        rows = offsets = batch.order
+    else:
+        rank = {pos: n for n, pos in enumerate(new)}
+        rows = [pos for pos in batch.order if pos in rank]
+        offsets = [rank[pos] for pos in rows]
     async with cur.copy(q.COPY_EVENTS) as copy:
         await copy.write(binary_copy.HEADER)
-        for start in range(0, len(new), COPY_ROWS_PER_WRITE):
+        for start in range(0, len(rows), COPY_ROWS_PER_WRITE):
+            end = start + COPY_ROWS_PER_WRITE
             await copy.write(binary_copy.event_rows(
-                tails, new[start:start + COPY_ROWS_PER_WRITE], domain_id, next_index + start,
+                batch.tails, rows[start:end], offsets[start:end], domain_id, next_index,
                 received_at))
         await copy.write(binary_copy.TRAILER)
