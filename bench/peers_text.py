@@ -44,6 +44,10 @@ METHOD = """
   consumer here, so the push consumer is used); Redis each `XRANGE` call (up to 10,000;
   fewer for the rare types). No client decodes the events: rqs bodies are read whole (the
   trailer gives `next_index`), nats-py and redis-py/hiredis build their message objects.
+  A batch's time runs from its request until all of it is in; what the reader then does
+  with it is outside (rqs: counting the events in the body and reading `next_index`;
+  Redis: taking the last ID; the count was inside until the ninth session, where it was
+  about half of the load generator's CPU on rqs reads).
 - **Memory**: the peak resident set (VmHWM). rqs: summed over the server's process tree
   (HTTP process, SQLite writer, multiprocessing helpers). The shared nats-server and
   redis-server had their peak reset through `/proc/PID/clear_refs` before their run; the

@@ -152,12 +152,21 @@ def test_damaged_payloads_are_declined_or_rendered_right() -> None:
 
 
 def native_pages(events: list[StoredEvent]) -> None:
-    """C and Python encode these events into identical JSON and NDJSON pages."""
+    """C and Python encode these events into identical JSON and NDJSON pages, as one page
+    and as two after another (a JSON page that follows one starts with its comma)."""
+    half = (len(events) + 1) // 2
     for page in (render.json_page, render.ndjson_page):
-        fast = page(render.TimeCache(), NATIVE)(events)
-        slow = page(render.TimeCache(), None)(events)
-        assert (fast.body, fast.count, fast.last_index) == (slow.body, slow.count,
-                                                           slow.last_index)
+        for cut in ([events], [events[:half], events[half:]]):
+            fast_encode, slow_encode = page(render.TimeCache(), NATIVE), page(render.TimeCache(),
+                                                                             None)
+            fast = [fast_encode(rows) for rows in cut if rows]
+            slow = [slow_encode(rows) for rows in cut if rows]
+            assert [(p.body, p.count, p.last_index) for p in fast] == [
+                (p.body, p.count, p.last_index) for p in slow]
+            joined = b"".join(p.body for p in fast)
+            if page is render.json_page:
+                assert json.loads(b"[" + joined + b"]") == json.loads(
+                    b"[" + page(render.TimeCache(), NATIVE)(events).body + b"]")
 
 
 @needs_native
@@ -183,6 +192,25 @@ def test_native_pages_of_realistic_events() -> None:
     native_pages(events)
     assert json.loads(b"[" + render.json_page(render.TimeCache())(events).body + b"]")[5][
         "id"] == "id-5"
+
+
+@needs_native
+def test_native_pages_read_any_object_with_the_fields() -> None:
+    """StoredEvent's fields are read from their slots; anything else by name, alike."""
+    import types
+
+    events = [StoredEvent("acme", 7 + i, "EMAIL_OPENED", "Email", 1_700_000_000_000_000,
+                          b'{"n":%d}' % i, None if i else "x", 1_600_000_000_000_000)
+              for i in range(3)]
+    lookalikes = [types.SimpleNamespace(**{f: getattr(e, f) for f in e.__struct_fields__})
+                  for e in events]
+    mixed = [events[0], lookalikes[1], events[2]]
+    expected = render.json_page(render.TimeCache(), NATIVE)(events).body
+    for rows in (lookalikes, mixed):
+        assert render.json_page(render.TimeCache(), NATIVE)(rows).body == expected  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        render.json_page(render.TimeCache(), NATIVE)(  # type: ignore[arg-type]
+            [types.SimpleNamespace(index=1, domain="acme")])
 
 
 # --- PostgreSQL binary COPY rows -----------------------------------------------------------

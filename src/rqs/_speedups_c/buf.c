@@ -2,6 +2,7 @@
 #include "speedups.h"
 
 int rqs_buf_grow(Buf *b, size_t n) {
+    if (b->fixed) return NOMEM;
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + n) cap *= 2;
     char *d = realloc(b->data, cap);

@@ -157,7 +157,7 @@ PyObject *rqs_copy_rows(PyObject *self, PyObject *args) {
     }
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
     if (result == NULL) goto done;
-    Buf b = {PyBytes_AS_STRING(result), 0, total};
+    Buf b = {PyBytes_AS_STRING(result), 0, total, 1};
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *tail = PyTuple_GET_ITEM(tails, PyLong_AsSsize_t(PyTuple_GET_ITEM(positions, i)));
         unsigned char *w = (unsigned char *)b.data + b.len;

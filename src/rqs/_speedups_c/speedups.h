@@ -20,6 +20,7 @@ enum { OK = 0, DECLINE = 1, NOMEM = -1 };
 typedef struct {
     char *data;
     size_t len, cap;
+    int fixed; /* data is not the buffer's own (a bytes object's): it must not grow */
 } Buf;
 
 int rqs_buf_grow(Buf *b, size_t n);

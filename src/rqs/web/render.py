@@ -84,21 +84,32 @@ def _time_literal(micros: int) -> bytes:
     return _encoder.encode(format_time(micros))
 
 
-def _native_page(rows: list[StoredEvent], ndjson: bool, native: Native) -> Encoded:
+def _native_page(rows: list[StoredEvent], ndjson: bool, native: Native,
+                 continued: bool = False) -> Encoded:
     prefix = derived_id(rows[0].domain, 0)[:-1].encode()  # one page is one domain
-    body = native.render_native(rows, ndjson, prefix, _encoder.encode, _time_literal)
+    body = native.render_native(rows, ndjson, prefix, _encoder.encode, _time_literal,
+                                continued)
     return Encoded(body, len(rows), rows[-1].index)
 
 
 def json_page(times: TimeCache, native: Native | None = NATIVE
               ) -> Callable[[list[StoredEvent]], Encoded]:
-    """Encode a page as the inside of a JSON array (no brackets); in C where it was built
-    (its work runs without the GIL, beside the next page's read)."""
+    """Encode pages, called in order, as the inside of a JSON array (no brackets): every
+    page after the first starts with its comma, so the stream sends each as it is (adding
+    it there copied every page). In C where it was built (its work runs without the GIL,
+    beside the next page's read)."""
+    continued = False
 
     def encode(rows: list[StoredEvent]) -> Encoded:
+        nonlocal continued
         if native is not None:
-            return _native_page(rows, False, native)
-        return Encoded(_encoder.encode(to_out(rows, times))[1:-1], len(rows), rows[-1].index)
+            page = _native_page(rows, False, native, continued)
+        else:
+            body = _encoder.encode(to_out(rows, times))
+            page = Encoded(b"," + body[1:-1] if continued else body[1:-1], len(rows),
+                           rows[-1].index)
+        continued = True
+        return page
 
     return encode
 
@@ -153,10 +164,8 @@ async def json_stream(
 ) -> AsyncIterator[bytes]:
     """``{"events": [...], <trailer>}`` from pre-encoded pages."""
     yield b'{"events":['
-    first = True
     async for body in counted(pages, progress):
-        yield body if first else b"," + body
-        first = False
+        yield body  # (json_page puts the commas between pages)
     yield b"]," + _encoder.encode(await trailer())[1:]
 
 
