@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -222,3 +226,27 @@ def test_empty_batch_is_a_clear_400(server: Server) -> None:
     r = server.client().post("/v1/events", json=[])
     assert r.status_code == 400
     assert "empty" in r.json()["message"]
+
+
+def test_startup_loads_what_the_first_streamed_response_would(tmp_path: Path) -> None:
+    """anyio's asyncio backend (every StreamingResponse's task group) is imported while
+    the app starts, not by the first read (14 ms)."""
+    script = textwrap.dedent("""
+        import asyncio, sys
+        from pathlib import Path
+        from rqs.settings import Settings
+        from rqs.web.app import create_app
+
+        BACKEND = "anyio._backends._asyncio"
+        app = create_app(Settings(data_dir=Path(sys.argv[1])), background=False)
+
+        async def main() -> None:
+            before = BACKEND in sys.modules
+            async with app.router.lifespan_context(app):
+                print(before, BACKEND in sys.modules)
+
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], check=True,
+                         capture_output=True, text=True).stdout
+    assert out.split() == ["False", "True"]
