@@ -67,7 +67,7 @@ METHOD = """
   `--nats-bin`. Without it the row is reported as not run.
 - **The Mapp-compatible calls** in the notes are for the record, not the comparison:
   `pollByType` answers in Mapp's flattened `{queueId, output: [{name, value}]}` shape (in
-  the run above 293,100 events/s on SQLite against 320,200 for the native by-type read:
+  the run above 311,600 events/s on SQLite against 425,200 for the native by-type read:
   the payloads are flattened by `rqs._speedups` in C; in Python it was 78,500 events/s in
   the fourth session),
   and `pollByRange` has no paging, so one call returns at most `limit=100000` events of the
@@ -78,89 +78,96 @@ METHOD = """
 ### Reading it (figures from the run above)
 
 - **Ingest**: rqs on SQLite acknowledged the most events per second, every one durably:
-  213,900/s, 3.29x Redis without persistence and 3.33x Redis with `appendfsync always`.
-  rqs on PostgreSQL took 95,100/s with one server process (1.46x Redis, 1.48x the durable
-  Redis) and 91,200/s with `--workers 2` (1.40x; 1.42x durable): appends to one domain
+  225,800/s, 3.32x Redis without persistence and 3.29x Redis with `appendfsync always`.
+  rqs on PostgreSQL took 99,500/s with one server process (1.46x Redis, 1.45x the durable
+  Redis) and 98,400/s with `--workers 2` (1.45x; 1.43x durable): appends to one domain
   are serial (see below), so a second process adds nothing to one domain's ingest. On
   this machine the peers are limited by their Python clients, not by their servers:
-  nats-py spent 23-27 µs of CPU per event (a message, a reply subject and a future for
-  each), redis-py 15 µs (one command packed per event), while the rqs client spends
-  ~0.5 µs (one ready body per 1,000 events). Per event of *server* CPU Redis is cheaper
-  than rqs (1.8 µs, 6.1 µs with `appendfsync always`, against 6.2 µs for rqs on SQLite and
-  11-12 µs for rqs on PostgreSQL with its backends), and JetStream (6.2-7.5 µs) is on a par
-  with rqs. With a compiled client and spare cores both peers would ingest faster than
-  they do here; rqs's lead holds for Python clients on 2 cores, where its batch endpoint
-  lets one request carry 1,000 events.
+  nats-py spent 22-26 µs of CPU per event (a message, a reply subject and a future for
+  each), redis-py 14-15 µs (one command packed per event), while the rqs client spends
+  ~0.6 µs (one ready body per 1,000 events). Per event of *server* CPU Redis is cheaper
+  than rqs (1.6 µs, 5.4 µs with `appendfsync always`, against 5.8 µs for rqs on SQLite and
+  10.6-11.0 µs for rqs on PostgreSQL with its backends), and JetStream (5.2-5.4 µs) is on
+  a par with rqs. With a compiled client and spare cores both peers would ingest faster
+  than they do here; rqs's lead holds for Python clients on 2 cores, where its batch
+  endpoint lets one request carry 1,000 events.
 - **The price of durability**: JetStream with `sync_interval: always` fsyncs every
-  message: 6,100 events/s, 1/35 of rqs on SQLite. Redis with `appendfsync always` fsyncs
+  message: 4,700 events/s, 1/48 of rqs on SQLite. Redis with `appendfsync always` fsyncs
   once per event-loop turn, i.e. once per 1,000-command pipeline (a group commit, like
   rqs's). JetStream's default (fsync every 2 minutes) can lose acknowledged events on a
   power loss or kernel crash; Redis without persistence loses all of them on any restart.
   rqs acknowledges only committed data.
-- **Reads** in this run: rqs on SQLite leads every read: the one type from the start
-  1.05x the best peer (320,200 events/s against 306,200 for Redis without persistence,
-  the faster Redis on that read in this run), the time range 1.58x (p99 0.40x) and after
-  the middle 1.40x (p99 0.46x). rqs on PostgreSQL reads at 0.76x, 1.03x and 1.13x with one
-  server process and 0.67x, 0.89x and 1.04x with `--workers 2`: behind on the one-type
-  read, level or ahead on the others. rqs is ahead of NATS on every read. Over this
-  session's three full runs rqs on SQLite read one type at 1.05-1.14x, the time range at
-  1.37-1.59x and after the middle at 1.40-1.51x; rqs on PostgreSQL (one process) at
-  0.76-0.85x, 0.96-1.11x and 1.00-1.13x (0.59-0.77x, 0.75-1.11x and 0.83-1.09x over the
-  three sessions before). Redis's own reads moved between runs by up to 30% (one type
-  228-306k events/s).
-- **Memory**: Redis keeps the whole data set in memory (592 MiB for 1,000,000 events);
-  the JetStream servers cached 332-455 MiB; rqs on SQLite peaked at 318 MiB summed over
+- **Reads** in this run: rqs leads every read on both backends. On SQLite: the one type
+  from the start 1.50x the best peer (425,200 events/s against 283,600 for Redis), the
+  time range 1.82x (p99 0.33x) and after the middle 2.09x (p99 0.30x). On PostgreSQL with
+  one server process: 1.55x, 1.47x and 1.59x; with `--workers 2`: 1.37x, 1.22x and 1.37x.
+  rqs is ahead of NATS on every read. The eighth session's three full runs had rqs on
+  PostgreSQL at 0.76-0.85x on the one-type read (see below for what changed) and rqs on
+  SQLite at 1.05-1.14x. Redis's own reads move between runs by up to 30% (one type
+  228-307k events/s over the last two sessions).
+- **Memory**: Redis keeps the whole data set in memory (602 MiB for 1,000,000 events);
+  the JetStream servers cached 336-446 MiB; rqs on SQLite peaked at 323 MiB summed over
   its processes (each has its own SQLite page cache); rqs on PostgreSQL's own processes
-  at 100 MiB (243 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
+  at 98 MiB (246 MiB with two workers), with PostgreSQL's shared buffers (128 MB) on top.
 - **Noise**: absolute rates on this shared machine move by 20-85% between runs (in the
   sixth session's run rqs on SQLite ingested 178,700 events/s and Redis 43,500/s); compare
   the ratios of one run. Every row above comes from one run of all the stores, one after
   the other.
 
-### Where rqs is behind, and why (profiles)
+### What closed the gap on the one-type read (ninth session)
 
-1. **rqs on PostgreSQL, the one-type read from the start** (0.76-0.85x the best peer in
-   this session's full runs, 0.59-0.86x in the three sessions before). What this session
-   changed in rqs's own process, each measured over HTTP, one type in pages of 10,000:
-   - the rows are read from libpq's results in C, without psycopg's tuple of Python
-     values, each chunk waited for and parsed without the GIL (docs/architecture.md,
-     *PostgreSQL*): the rqs process went from 2.7-3.3 to 1.9-2.2 µs of CPU an event, and
-     a warm read from 217-283k to 258-315k events/s;
-   - `has_more` comes from one event read past the limit instead of a second scan after
-     every full page, and pages are even, so that extra event never costs a query of its
-     own.
-   What is left is on PostgreSQL's side of the first read after an ingest. That read
-   costs 5.4 µs of server CPU an event (rqs and its backends, table above) against
-   3.4-3.8 µs for the range reads: PostgreSQL walks the (domain, type, idx) index and
-   fetches rows scattered over the heap, 0.22 heap pages an event for a type that is a
-   third of the traffic against 0.07 for a range, and after a bulk ingest those pages are
-   outside the 128 MB of shared buffers (`COPY` writes through a small ring of buffers),
-   so each is copied in from the OS cache. A read on a new backend also maps the shared
-   buffers into it page by page: 32,300 minor page faults for the backend during the
-   first 100,000-event read, none afterwards (`/proc/PID/stat`). The second read of the
-   same events, right after the first, ran 12-20% faster (alternated runs: 231-254k then
-   265-304k events/s). A pass that sets the new rows' hint bits before the first read
-   (`SELECT count(*)`, 0.2-0.3 s per 1,000,000 events) bought 4-5% (237k -> 249k,
-   231k -> 239k), not worth a scan after every ingest. On a warm server the same read
-   runs at 300-340k events/s here, ahead of Redis's 228-306k in this session's runs.
-   Still open: a read path that keeps a type's events together on disk without costing
-   ingest (the sixth session tried writing each append's rows grouped by type: the
-   one-type read up 20%, reads of every type down 5-14%, ingest ~8% slower; not kept),
-   or shared buffers sized for the working set (a PostgreSQL setting, not rqs's; not
-   measured here).
-   Earlier measurements still stand: after a bulk `COPY` the first read sets hint bits and
-   dirties every page it reads (`dirtied=2535 written=2571` per 10,000-event page); a
-   whole-range scan filtered by type was slower (131-135 ms of execution against
-   100-158 ms); reading pages as binary `COPY` through psycopg cost more than streamed rows
-   (its copy loop is a Python step per row).
-2. **rqs on SQLite, the one-type read from the start** is ahead in this session's runs
-   (1.05-1.14x) and was behind in slow phases (0.81-1.04x in the sixth session): a
+rqs on PostgreSQL read 100,000 EMAIL_CLICKED from the start at 0.59-0.86x the best peer
+over the sessions before this one. Profiled (perf, every process of the read):
+
+1. **PostgreSQL's side: the heap pages of one type.** Rows were written in index order,
+   so a type that is a third of the traffic had an event on nearly every heap page: the
+   first read after the ingest took 24,000-28,500 buffers for 100,000 events and wrote
+   back 23,000-27,000 dirty ones (`pg_stat_bgwriter.buffers_backend`: hint bits set by
+   that first read, and the ingest's own dirty pages it evicted), a third of the
+   backend's time in `pwrite`/`pread` copies. An append now writes its rows grouped by
+   type, every event keeping the index of its place in the batch (docs/architecture.md,
+   *Rows grouped by type on disk*): 8,400 buffers and 7,600 write-backs. A/B with
+   everything else equal (three alternated pairs over HTTP, a fresh 1,000,000-event
+   store each): the one-type read 292-304k -> 412-431k events/s; the reads of every type
+   pay for it, 6-7% slower (time range 446-503k -> 419-445k, after the middle 450-496k
+   -> 434-465k: consecutive indexes now sit on different pages of their append); ingest
+   107-109k -> 102-106k; the primary key 38 -> 50 MB.
+2. **rqs's side: the page writer.** After that the rqs process had twice the CPU of the
+   backend. Native pages are now sized exactly and written straight into their `bytes`
+   object (a reused buffer was copied into a new one, page faults included, under the
+   GIL); `StoredEvent`'s fields are read from their slots instead of a
+   `PyObject_GetAttr` each (a fifth of the rendering thread); a JSON page after the first
+   brings its own comma (`json_stream` copied every page to prepend one). Start-up imports
+   anyio's asyncio backend, which the first streamed response imported (14 ms of the
+   first page). With grouping, one-off runs: one type 346k -> 404k, time range 391k ->
+   441k, after the middle 387k -> 468k.
+3. **The load generator.** A read batch was timed until the reader had also counted the
+   events in the body (`bytes.count`, 0.4 µs an event of the load generator's CPU, 11-16%
+   of a page's time at these rates; the server waits meanwhile, as the next request has
+   not been sent). It is now timed until the body is in, as a Redis batch is timed until
+   redis-py has built its reply; the count comes after (Method).
+
+Earlier measurements still stand: a whole-range scan filtered by type was slower than the
+type index (131-135 ms of execution against 100-158 ms); reading pages as binary `COPY`
+through psycopg cost more than streamed rows (its copy loop is a Python step per row); a
+pass setting the new rows' hint bits after each ingest bought 4-5% (not kept; grouping
+made most of those writes go away). The sixth session had tried grouping rows by type
+with slower reads of every type (5-14%) and ingest (~8%) and not kept it; measured again
+with this session's C row path and page writer the costs are the 6-7% and 3% above, for
+a one-type read 40% faster.
+
+### Where rqs is closest, and why
+
+1. **rqs on PostgreSQL with `--workers 2`, the time range** (1.22x): two server
+   processes share the 2 cores with the backends and the load generator, and a read is
+   served by one of them; the second process only adds scheduling.
+2. **rqs on SQLite, the one-type read from the start** (1.50x here, 1.05-1.14x in the
+   eighth session's runs with the count inside the batch time): a
    10,000-event page of a type that is a third of the traffic scans ~31,000 rows in
    SQLite and builds the 10,000 it keeps as Python rows: 13.6 ms to read them (5.1 ms of
    it SQLite's scan and filter, the rest apsw building seven objects a row), then
    encoding and the response.
-3. **rqs on PostgreSQL, ingest** is ahead (1.31-1.56x the best peer in this session's
-   runs), but each append
+3. **rqs on PostgreSQL, ingest** is ahead (1.45x the best peer), but each append
    holds the domain's row lock from `COPY` to `COMMIT`, which is what keeps the index
    gapless in commit order, so appends to one domain are serial even across processes.
 """
