@@ -52,12 +52,12 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if owned:
             await store.open()
-        tasks = [asyncio.create_task(_purge_forever(queue))] if background else []
-        tasks += push.start(background)
         # Every streamed response runs in an anyio task group, and anyio imports its
         # asyncio backend on first use: 14 ms of the first read after a start.
         async with anyio.create_task_group():
             pass
+        tasks = [asyncio.create_task(_purge_forever(queue))] if background else []
+        tasks += push.start(background)
         try:
             yield
         finally:
