@@ -91,6 +91,19 @@ async def drive(plan: Plan, workers: list[Callable[[int], Awaitable[None]]]) -> 
     return Ingested(Op(plan.n, elapsed, lat), wall0, wall0 + elapsed)
 
 
+async def timed_get(session: aiohttp.ClientSession, op: Op, url: str, headers: dict[str, str],
+                    params: dict[str, str] | None = None) -> bytes:
+    """The whole body of a 200 to GET ``url``; the time until it is all in goes to ``op``."""
+    t = time.perf_counter()
+    async with session.get(url, params=params, headers=headers) as r:
+        body = await r.read()
+    op.lat.append(time.perf_counter() - t)
+    op.seconds += op.lat[-1]
+    if r.status != 200:
+        raise RuntimeError(f"GET {url} answered {r.status}: {body[:300]!r}")
+    return body
+
+
 # --- rqs over HTTP -------------------------------------------------------------------------
 
 
@@ -122,14 +135,7 @@ class Rqs:
             while want is None or op.events < want:
                 limit = page if want is None else min(page, want - op.events)
                 q = {**params, "after": str(after), "limit": str(limit)}
-                t = time.perf_counter()
-                async with session.get(self.url + "/v1/events", params=q,
-                                       headers=self.headers) as r:
-                    body = await r.read()
-                op.lat.append(time.perf_counter() - t)
-                op.seconds += op.lat[-1]
-                if r.status != 200:
-                    raise RuntimeError(f"rqs GET answered {r.status}: {body[:300]!r}")
+                body = await timed_get(session, op, self.url + "/v1/events", self.headers, q)
                 # Counted once the batch is in, as the Redis reader takes its next ID.
                 op.events += body.count(b'{"index":')
                 m = PAGE_TAIL.search(body, max(0, len(body) - 200))
@@ -165,14 +171,7 @@ class Rqs:
             url = (f"{self.url}/api/rest/v19/async/pollByType?type={MAPP_TYPE}"
                    f"&limit={plan.page}")
             while op.events < plan.type_read:
-                t = time.perf_counter()
-                async with session.get(url, headers=auth) as r:
-                    body = await r.read()
-                op.lat.append(time.perf_counter() - t)
-                op.seconds += op.lat[-1]
-                if r.status != 200:
-                    raise RuntimeError(f"pollByType answered {r.status}")
-                got = body.count(b'{"queueId":')
+                got = (await timed_get(session, op, url, auth)).count(b'{"queueId":')
                 op.events += got
                 if got == 0:
                     break
@@ -184,13 +183,7 @@ class Rqs:
         url = (f"{self.url}/api/rest/v19/async/pollByRange?type=allMessages"
                f"&from={int(since)}&to={int(until) + 1}&limit=100000")
         async with aiohttp.ClientSession() as session:
-            t = time.perf_counter()
-            async with session.get(url, headers=self.headers) as r:
-                body = await r.read()
-            op.lat.append(time.perf_counter() - t)
-            op.seconds += op.lat[-1]
-            if r.status != 200:
-                raise RuntimeError(f"pollByRange answered {r.status}: {body[:200]!r}")
+            body = await timed_get(session, op, url, self.headers)
             op.events += body.count(b'{"queueId":')
         return op
 

@@ -16,7 +16,7 @@ Invariants every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -183,3 +183,20 @@ class Storage(Protocol):
 
 def events_of(source: EventSource) -> Sequence[NewEvent]:
     return source() if callable(source) else source
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def positions_by(keys: Iterable[K]) -> dict[K, list[int]]:
+    """The positions of each key among ``keys``, ascending; keys in order of first
+    appearance. Both stores' appends sort a batch's events this way: SQLite into one run
+    per type, PostgreSQL into rows grouped by type."""
+    where: dict[K, list[int]] = {}
+    for pos, key in enumerate(keys):
+        found = where.get(key)
+        if found is None:
+            where[key] = [pos]
+        else:
+            found.append(pos)
+    return where

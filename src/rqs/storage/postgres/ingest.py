@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import psycopg
 
 from rqs.domain.events import NewEvent
+from rqs.storage.base import positions_by
 from rqs.storage.postgres import binary_copy, schema
 from rqs.storage.postgres import sql as q
 from rqs.storage.postgres.connection import Conn
@@ -86,13 +87,7 @@ class Batch:
 def _grouped(keys: list[tuple[str, str]]) -> list[int]:
     """Every position, those of one key together (keys in order of first appearance), each
     key's in their own order."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for pos, key in enumerate(keys):
-        group = groups.get(key)
-        if group is None:
-            groups[key] = [pos]
-        else:
-            group.append(pos)
+    groups = positions_by(keys)
     if len(groups) == 1:
         return next(iter(groups.values()))
     return [pos for group in groups.values() for pos in group]

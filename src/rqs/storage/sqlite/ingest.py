@@ -32,7 +32,7 @@ import msgspec
 from msgspec.structs import astuple
 
 from rqs.domain.events import NewEvent, PackedEvents
-from rqs.storage.base import AppendResult, EventSource, events_of
+from rqs.storage.base import AppendResult, EventSource, events_of, positions_by
 from rqs.storage.sqlite import sql as q
 
 FIELDS = len(NewEvent.__struct_fields__)
@@ -94,15 +94,8 @@ def runs_of(types: Sequence[str]) -> list[tuple[str, int, int, bytes | None]]:
     """For each type: the offsets of its events among ``types``, as a ``type_runs`` row
     relative to the batch (offsets stored relative to the type's first event; None when
     its events are contiguous)."""
-    where: dict[str, list[int]] = {}
-    for i, t in enumerate(types):
-        found = where.get(t)
-        if found is None:
-            where[t] = [i]
-        else:
-            found.append(i)
     runs: list[tuple[str, int, int, bytes | None]] = []
-    for t, offsets in where.items():
+    for t, offsets in positions_by(types).items():
         first, last = offsets[0], offsets[-1]
         blob = None
         if last - first + 1 != len(offsets):
