@@ -253,6 +253,25 @@ async def test_grouped_rows_keep_their_indexes_when_some_events_are_repeats(
         (2, b'{"n":1}'), (4, b'{"n":3}'), (6, b'{"n":6}')]
 
 
+async def test_a_group_commit_writes_its_joined_rows_grouped_by_type(
+        store: PostgresStorage, pg_url: str) -> None:
+    """Appends joined into one transaction (group commit) are grouped across requests."""
+    await store.append("acme", [numbered("EMAIL_OPENED", 0, ext_id="old")])
+    first = ingest.Batch.of([numbered("EMAIL_CLICKED", 1), numbered("EMAIL_OPENED", 2, "old")])
+    second = ingest.Batch.of([numbered("EMAIL_BOUNCED", 3), numbered("EMAIL_CLICKED", 4, "d"),
+                              numbered("EMAIL_CLICKED", 5, "d")])
+    conn = await connection.connect(pg_url)
+    try:
+        out = await ingest.append(conn, "acme", ingest.Batch.join([first, second]),
+                                  ingest.now_us())
+    finally:
+        await conn.close()
+    assert out.indexes == [2, 1, 3, 4, 4]
+    assert on_disk(pg_url)[1:] == [
+        (2, "EMAIL_CLICKED", b'{"n":1}'), (4, "EMAIL_CLICKED", b'{"n":4}'),
+        (3, "EMAIL_BOUNCED", b'{"n":3}')]
+
+
 # --- failures --------------------------------------------------------------------------
 
 

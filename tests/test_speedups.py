@@ -213,6 +213,32 @@ def test_native_pages_read_any_object_with_the_fields() -> None:
             [types.SimpleNamespace(index=1, domain="acme")])
 
 
+class Shouting(StoredEvent):
+    """Its own attribute lookup: the slots must not be read past it."""
+
+    def __getattribute__(self, name: str) -> object:
+        value = super().__getattribute__(name)
+        return value.upper() if name == "type" else value
+
+
+@needs_native
+def test_native_pages_go_through_an_overridden_attribute_lookup() -> None:
+    events = [Shouting("acme", 1, "email_opened", "Email", 1_700_000_000_000_000, b"{}")]
+    fast = render.json_page(render.TimeCache(), NATIVE)(events).body
+    assert fast == render.json_page(render.TimeCache(), None)(events).body
+    assert b'"type":"EMAIL_OPENED"' in fast
+
+
+@needs_native
+def test_native_pages_refuse_another_class_s_slots() -> None:
+    """A class holding StoredEvent's member descriptors has another layout: getattr
+    refuses to read them (TypeError), and so must the renderer, not read out of bounds."""
+    foreign = type("Foreign", (), {f: StoredEvent.__dict__[f]
+                                   for f in StoredEvent.__struct_fields__})
+    with pytest.raises(TypeError):
+        render.json_page(render.TimeCache(), NATIVE)([foreign()])
+
+
 # --- PostgreSQL binary COPY rows -----------------------------------------------------------
 
 OPTIONAL_TEXT = st.one_of(st.none(), TEXT, st.just("a\x00b"), st.just("lone \ud800"))
@@ -262,3 +288,7 @@ def test_copy_tails_leave_nul_and_surrogates_to_python() -> None:
         NATIVE.copy_rows([b"x"], [0], [0, 1], 1, 1, 1)
     with pytest.raises(ValueError, match="offset -1 is out of range"):
         NATIVE.copy_rows([b"x"], [0], [-1], 1, 1, 1)
+    with pytest.raises(ValueError, match="offset 1 is out of range"):
+        NATIVE.copy_rows([b"x"], [0], [1], 1, 2**63 - 1, 1)
+    with pytest.raises(ValueError, match="first_index must not be negative"):
+        NATIVE.copy_rows([b"x"], [0], [0], 1, -1, 1)

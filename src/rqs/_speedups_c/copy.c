@@ -121,6 +121,10 @@ PyObject *rqs_copy_rows(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOiLL:copy_rows", &tails_seq, &positions_seq, &offsets_seq,
                           &domain_id, &first_index, &received_at))
         return NULL;
+    if (first_index < 0) {
+        PyErr_SetString(PyExc_ValueError, "copy_rows: first_index must not be negative");
+        return NULL;
+    }
     PyObject *tails = PySequence_Tuple(tails_seq);
     if (tails == NULL) return NULL;
     PyObject *positions = PySequence_Tuple(positions_seq);

@@ -98,8 +98,16 @@ typedef struct {
 
 static Slots known; /* the last type seen (StoredEvent); only touched holding the GIL */
 
-static const Slots *slots_of(PyTypeObject *tp) {
-    if (known.type == tp) return &known;
+/* Into *out, the slots of tp, if every field is a plain slot of tp's own layout and tp
+ * looks attributes up the ordinary way (no __getattribute__ or __getattr__ to bypass).
+ * A copy: Python code run later in the same call (a fallback getattr) may replace the
+ * cached type. */
+static int slots_of(PyTypeObject *tp, Slots *out) {
+    if (tp->tp_getattro != PyObject_GenericGetAttr) return 0;
+    if (known.type == tp) {
+        *out = known;
+        return 1;
+    }
     PyObject *names[NFIELDS] = {s_payload, s_index, s_ext_id, s_type, s_channel,
                                 s_received_at, s_occurred_at};
     Py_ssize_t offset[NFIELDS];
@@ -107,17 +115,21 @@ static const Slots *slots_of(PyTypeObject *tp) {
         PyObject *d = PyObject_GetAttr((PyObject *)tp, names[i]);
         if (d == NULL) {
             PyErr_Clear();
-            return NULL;
+            return 0;
         }
+        /* A descriptor of tp or a base: another class's would give another layout's
+         * offsets (getattr refuses those with a TypeError). */
         int plain = Py_IS_TYPE(d, &PyMemberDescr_Type) &&
+                    PyType_IsSubtype(tp, PyDescr_TYPE(d)) &&
                     ((PyMemberDescrObject *)d)->d_member->type == Py_T_OBJECT_EX;
         if (plain) offset[i] = ((PyMemberDescrObject *)d)->d_member->offset;
         Py_DECREF(d);
-        if (!plain) return NULL;
+        if (!plain) return 0;
     }
     Py_XSETREF(known.type, (PyTypeObject *)Py_NewRef(tp));
     memcpy(known.offset, offset, sizeof offset);
-    return &known;
+    *out = known;
+    return 1;
 }
 
 /* A field's value (a new reference): from its slot when the type is known, else by name
@@ -135,7 +147,8 @@ static int native_gather(NativeItem *it, PyObject *event, PyObject *quote_cb,
     PyObject *index = NULL, *ext_id = NULL, *type = NULL, *channel = NULL, *received = NULL,
              *occurred = NULL, *lit;
     int rc = -1;
-    const Slots *sl = slots_of(Py_TYPE(event));
+    Slots found;
+    const Slots *sl = slots_of(Py_TYPE(event), &found) ? &found : NULL;
     if (!(it->payload = field(event, sl, F_PAYLOAD, s_payload)) ||
         !(index = field(event, sl, F_INDEX, s_index)) ||
         !(ext_id = field(event, sl, F_EXT_ID, s_ext_id)) ||

@@ -13,15 +13,16 @@ COPY, duplicates within the batch resolved, and the batch's ext_ids looked up. U
 it: ids stored since that lookup (normally none, then no query), one COPY of events,
 one of ids, and one pipelined round trip for the bookkeeping.
 
-Why an append writes its rows grouped by type (``Batch.order``) while their indexes stay
-in the order the events came: a heap page then holds events of one type, so a read of one
-type ("clicks after index N", pollByType) reads a page per ~12 of its events, not one per
-3-4 wherever the type is common among others. The first read of 100,000 EMAIL_CLICKED
-(a third of the mix) after a 1,000,000-event ingest read 24,000 heap pages and wrote back
-23,000 (hint bits) before, 8,400 and 7,600 grouped. A/B over HTTP, everything else
-equal: that read 292-304k -> 412-431k events/s; reads of every type, which now step
-between the pages of one append instead of along them, 6-7% slower; ingest ~3% slower;
-the primary key, filled out of order within an append, 38 -> 50 MB for 1,000,000 events.
+Why an append writes its rows grouped by type and channel (``Batch.order``) while their
+indexes stay in the order the events came: a heap page then holds events of one type, so
+a read of one type ("clicks after index N", pollByType) reads a page per ~12 of its
+events, not one per 3-4 wherever the type is common among others. The first read of
+100,000 EMAIL_CLICKED (a third of the mix) after a 1,000,000-event ingest read 24,000
+heap pages and wrote back 23,000 (hint bits) before, 8,400 and 7,600 grouped. A/B over
+HTTP, everything else equal: that read 292-304k -> 412-431k events/s; reads of every
+type, which now step between the pages of one append instead of along them, 6-7% slower;
+ingest ~3% slower; the primary key, filled out of order within an append, 38 -> 50 MB for
+1,000,000 events.
 """
 
 from __future__ import annotations
