@@ -610,6 +610,19 @@ async def test_plan_poll_by_type_after_an_index(three_days: tuple[PostgresStorag
         assert len({n["Relation Name"] for n in scanned}) <= 2  # yesterday and today
 
 
+def test_few_ranges_are_merged_by_postgresql_and_many_here() -> None:
+    def reader(types: int, days: int) -> scans.Reader:
+        return scans.Reader(scans.Plan(
+            domain="acme", domain_id=1, lo=0, hi=10, t0=5 * DAY, t1=(5 + days) * DAY - 1,
+            filters="", params={}, types=[f"T{i}" for i in range(types)]))
+
+    assert reader(10, 4).single and b"UNION ALL" in reader(10, 4).sql
+    assert reader(2, 20).single
+    assert not reader(10, 5).single and b"LATERAL" in reader(10, 5).sql
+    assert not reader(41, 1).single
+    assert reader(1, 31).single  # one type: one range however many days
+
+
 async def test_plan_all_messages_after_an_index(three_days: tuple[PostgresStorage, list[int]],
                                                 pg_url: str) -> None:
     store, firsts = three_days

@@ -147,7 +147,19 @@ WHERE e.domain_id = %(domain_id)s AND e.type = %(type)s AND e.idx > %(after)s
   AND e.idx <= %(hi)s AND e.received_at >= %(t0)s AND e.received_at <= %(t1)s{{filters}}
 ORDER BY e.idx LIMIT %(n)s
 """
-# Several types: one ordered (domain_id, type, idx) range per type, each from its own
+
+
+def scan_types_merged(count: int) -> str:
+    """A few types as one ordered stream: each type's range as ``SCAN_ONE_TYPE`` reads it
+    (parameters ``type0`` ...), merged by PostgreSQL. The ORDER BY and LIMIT inside each
+    branch are what make it a Merge Append that reads each branch only as far as the merge
+    gets (without them PostgreSQL 15 appended and sorted every candidate)."""
+    branches = [SCAN_ONE_TYPE.replace("%(type)s", f"%(type{i})s").strip()
+                for i in range(count)]
+    return "(" + ")\nUNION ALL (".join(branches) + ")\nORDER BY idx LIMIT %(n)s\n"
+
+
+# Many types: one ordered (domain_id, type, idx) range per type, each from its own
 # position, merged by the caller.
 SCAN_TYPES = f"""
 SELECT {EVENT_COLUMNS}
