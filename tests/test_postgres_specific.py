@@ -611,16 +611,20 @@ async def test_plan_poll_by_type_after_an_index(three_days: tuple[PostgresStorag
 
 
 def test_few_ranges_are_merged_by_postgresql_and_many_here() -> None:
-    def reader(types: int, days: int) -> scans.Reader:
+    def reader(types: int, days: int, filters: str = "") -> scans.Reader:
         return scans.Reader(scans.Plan(
             domain="acme", domain_id=1, lo=0, hi=10, t0=5 * DAY, t1=(5 + days) * DAY - 1,
-            filters="", params={}, types=[f"T{i}" for i in range(types)]))
+            filters=filters, params={}, types=[f"T{i}" for i in range(types)]))
 
     assert reader(10, 4).single and b"UNION ALL" in reader(10, 4).sql
     assert reader(2, 20).single
     assert not reader(10, 5).single and b"LATERAL" in reader(10, 5).sql
     assert not reader(41, 1).single
     assert reader(1, 31).single  # one type: one range however many days
+    # A filter on the rows: each type keeps its own position (see scan.Reader).
+    assert not reader(2, 1, q.SCAN_CHANNELS).single
+    assert not reader(2, 1, q.SCAN_CAMPAIGN).single
+    assert reader(1, 1, q.SCAN_CHANNELS).single
 
 
 async def test_plan_all_messages_after_an_index(three_days: tuple[PostgresStorage, list[int]],
@@ -659,9 +663,12 @@ async def test_scans_merge_ordered_index_scans_whatever_the_statistics(
     one = selectors.for_filters(["EMAIL_BOUNCED"])
     group = selectors.for_poll_type("mtaResponse")
     assert group is not None
+    group_sms = selectors.for_filters(["mtaResponse"], ["Push"])  # per-type pages
     queries = {"one type": EventQuery(after=firsts[1] + 100, selector=one),
                "every type": EventQuery(after=firsts[1] + 100),
-               "a poll group": EventQuery(after=firsts[1] + 100, selector=group)}
+               "a poll group": EventQuery(after=firsts[1] + 100, selector=group),
+               "a poll group on one channel": EventQuery(after=firsts[1] + 100,
+                                                        selector=group_sms)}
     for name, query in queries.items():
         plans = await _plans(pg_url, store, query, take=300)
         assert plans, name

@@ -8,14 +8,16 @@ only, not one index per retained day.
 
 Several types (a poll group: Mapp's have up to ten) are read as one ordered
 ``(domain_id, type, idx)`` range per type. When there are few ranges to merge (types
-times the days the scan spans), PostgreSQL merges them into one ordered stream
+times the days the scan spans) and no filter on the rows, PostgreSQL merges them into
+one ordered stream
 (``sql.scan_types_merged``: a Merge Append that reads each type's range only as far as
 the merge gets), streamed like a single range. Mapp's pollByType of a group on one day's
 events: 197-241k -> 282-334k events/s over HTTP. Otherwise each range is read from its
 own position and merged here with a heap, the way the SQLite backend does it: with 10
 types over 31 daily partitions the merging query took 10-19 ms to plan against 1-2 ms
-for this one. Either way every row is read once, however the types interleave. Other
-filters (channels, excluded types, campaign) are checked on the rows of the range.
+for this one. Either way every row of the ranges is read once, however the types
+interleave. Other filters (channels, excluded types, campaign) are checked on the rows
+of the range.
 
 Every type, one type or a few are streamed: one query per few pages, its
 rows handed over by libpq in chunks as PostgreSQL produces them, so the database keeps
@@ -127,11 +129,14 @@ class Reader:
         self.pos = p.lo  # last index returned
         self.t0 = p.t0  # received_at of the last row returned
         self.streams = [_Stream(t, p.lo) for t in p.types] if p.types is not None else None
-        days = p.t1 // q.DAY_US - p.t0 // q.DAY_US + 1  # the partitions it spans
+        days = max(p.t1 // q.DAY_US - p.t0 // q.DAY_US + 1, 1)  # the partitions it spans
         # One ordered stream (every type, one, or a few merged by PostgreSQL) is read by
-        # ``stream``; else page by page with ``merged``.
+        # ``stream``; else page by page with ``merged``. Not with row filters (channels,
+        # campaign): every query of the merged stream restarts each type's range at the
+        # scan's position, so a type whose rows the filter drops would be read again by
+        # each one, where ``merged`` keeps each type's own position.
         self.single = (self.streams is None or len(self.streams) == 1
-                       or len(self.streams) * days <= MERGED_RANGES)
+                       or (not p.filters and len(self.streams) * days <= MERGED_RANGES))
         # Each page runs the same statement: formatted and encoded once per scan.
         if self.streams is None:
             template = q.SCAN_RANGE
