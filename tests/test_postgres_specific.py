@@ -35,9 +35,11 @@ pytestmark = pytest.mark.postgres
 DAY = q.DAY_US
 
 
-def ev(type_name: str = "EMAIL_BOUNCED", ext_id: str | None = None) -> NewEvent:
+def ev(type_name: str = "EMAIL_BOUNCED", ext_id: str | None = None, n: int | None = None
+       ) -> NewEvent:
+    """An event; with ``n``, its payload is ``{"n": n}``, to tell it apart."""
     return NewEvent(type=type_name, channel=catalog.channel_for(type_name, None).value,
-                    payload=b'{"x":1}', ext_id=ext_id)
+                    payload=b'{"x":1}' if n is None else b'{"n":%d}' % n, ext_id=ext_id)
 
 
 @pytest.fixture
@@ -208,11 +210,6 @@ async def test_purge_while_appending(pg_url: str, monkeypatch: pytest.MonkeyPatc
 # --- rows on disk ----------------------------------------------------------------------
 
 
-def numbered(type_name: str, n: int, ext_id: str | None = None) -> NewEvent:
-    return NewEvent(type=type_name, channel=catalog.channel_for(type_name, None).value,
-                    payload=b'{"n":%d}' % n, ext_id=ext_id)
-
-
 def on_disk(url: str) -> list[tuple[int, str, bytes]]:
     """(index, type, payload) of every event in the order of the rows in the heap."""
     return [(i, t, bytes(p)) for i, t, p in
@@ -223,7 +220,7 @@ async def test_an_append_writes_its_rows_grouped_by_type(store: PostgresStorage,
                                                          pg_url: str) -> None:
     types = ["EMAIL_CLICKED", "EMAIL_BOUNCED", "EMAIL_CLICKED", "EMAIL_OPENED",
              "EMAIL_BOUNCED", "EMAIL_CLICKED"]
-    result = await store.append("acme", [numbered(t, n) for n, t in enumerate(types)])
+    result = await store.append("acme", [ev(t, n=n) for n, t in enumerate(types)])
     assert result.indexes == [1, 2, 3, 4, 5, 6]  # indexes keep the order the events came in
     clicked, bounced, opened = "EMAIL_CLICKED", "EMAIL_BOUNCED", "EMAIL_OPENED"
     assert on_disk(pg_url) == [
@@ -236,12 +233,12 @@ async def test_an_append_writes_its_rows_grouped_by_type(store: PostgresStorage,
 
 async def test_grouped_rows_keep_their_indexes_when_some_events_are_repeats(
         store: PostgresStorage, pg_url: str) -> None:
-    await store.append("acme", [numbered("EMAIL_OPENED", 0, ext_id="old")])
+    await store.append("acme", [ev("EMAIL_OPENED", "old", n=0)])
     result = await store.append("acme", [
-        numbered("EMAIL_CLICKED", 1), numbered("EMAIL_BOUNCED", 2),
-        numbered("EMAIL_CLICKED", 3), numbered("EMAIL_OPENED", 4, ext_id="old"),
-        numbered("EMAIL_BOUNCED", 5), numbered("EMAIL_CLICKED", 6, ext_id="d"),
-        numbered("EMAIL_CLICKED", 7, ext_id="d")])
+        ev("EMAIL_CLICKED", n=1), ev("EMAIL_BOUNCED", n=2),
+        ev("EMAIL_CLICKED", n=3), ev("EMAIL_OPENED", "old", n=4),
+        ev("EMAIL_BOUNCED", n=5), ev("EMAIL_CLICKED", "d", n=6),
+        ev("EMAIL_CLICKED", "d", n=7)])
     assert (result.indexes, result.stored) == ([2, 3, 4, 1, 5, 6, 6], 5)
     assert on_disk(pg_url)[1:] == [
         (2, "EMAIL_CLICKED", b'{"n":1}'), (4, "EMAIL_CLICKED", b'{"n":3}'),
@@ -256,10 +253,10 @@ async def test_grouped_rows_keep_their_indexes_when_some_events_are_repeats(
 async def test_a_group_commit_writes_its_joined_rows_grouped_by_type(
         store: PostgresStorage, pg_url: str) -> None:
     """Appends joined into one transaction (group commit) are grouped across requests."""
-    await store.append("acme", [numbered("EMAIL_OPENED", 0, ext_id="old")])
-    first = ingest.Batch.of([numbered("EMAIL_CLICKED", 1), numbered("EMAIL_OPENED", 2, "old")])
-    second = ingest.Batch.of([numbered("EMAIL_BOUNCED", 3), numbered("EMAIL_CLICKED", 4, "d"),
-                              numbered("EMAIL_CLICKED", 5, "d")])
+    await store.append("acme", [ev("EMAIL_OPENED", "old", n=0)])
+    first = ingest.Batch.of([ev("EMAIL_CLICKED", n=1), ev("EMAIL_OPENED", "old", n=2)])
+    second = ingest.Batch.of([ev("EMAIL_BOUNCED", n=3), ev("EMAIL_CLICKED", "d", n=4),
+                              ev("EMAIL_CLICKED", "d", n=5)])
     conn = await connection.connect(pg_url)
     try:
         out = await ingest.append(conn, "acme", ingest.Batch.join([first, second]),
@@ -663,12 +660,12 @@ async def test_scans_merge_ordered_index_scans_whatever_the_statistics(
     one = selectors.for_filters(["EMAIL_BOUNCED"])
     group = selectors.for_poll_type("mtaResponse")
     assert group is not None
-    group_sms = selectors.for_filters(["mtaResponse"], ["Push"])  # per-type pages
+    group_push = selectors.for_filters(["mtaResponse"], ["Push"])  # per-type pages
     queries = {"one type": EventQuery(after=firsts[1] + 100, selector=one),
                "every type": EventQuery(after=firsts[1] + 100),
                "a poll group": EventQuery(after=firsts[1] + 100, selector=group),
                "a poll group on one channel": EventQuery(after=firsts[1] + 100,
-                                                        selector=group_sms)}
+                                                        selector=group_push)}
     for name, query in queries.items():
         plans = await _plans(pg_url, store, query, take=300)
         assert plans, name

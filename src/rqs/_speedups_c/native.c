@@ -53,6 +53,7 @@ typedef struct {
     PyObject *payload; /* owned */
     char digits[24];   /* the index */
     int nd;
+    int comma;         /* a comma before it: not the first of a JSON page, or continued */
     Piece id, type, channel, received, occurred; /* id.owner NULL: the derived id */
 } NativeItem;
 
@@ -207,9 +208,9 @@ static size_t piece_size(const Piece *p) { return (size_t)p->n + (p->quoted ? 0 
 
 /* What native_write writes for the item, exactly: the page is written straight into a bytes
  * object of the sum. */
-static size_t native_size(const NativeItem *it, size_t nprefix, int ndjson, int comma) {
+static size_t native_size(const NativeItem *it, size_t nprefix, int ndjson) {
     size_t nd = (size_t)it->nd;
-    return (size_t)comma + LIT(K_INDEX) + nd + LIT(K_ID) +
+    return (size_t)it->comma + LIT(K_INDEX) + nd + LIT(K_ID) +
            (it->id.owner != NULL ? piece_size(&it->id) : nprefix + nd + 2) + LIT(K_TYPE) +
            piece_size(&it->type) + LIT(K_CHANNEL) + piece_size(&it->channel) +
            LIT(K_RECEIVED) + piece_size(&it->received) + LIT(K_OCCURRED) +
@@ -218,8 +219,8 @@ static size_t native_size(const NativeItem *it, size_t nprefix, int ndjson, int 
 }
 
 static int native_write(Buf *out, const NativeItem *it, const char *prefix, size_t nprefix,
-                        int ndjson, int comma) {
-    if (comma) TRY(PUT(out, ","));
+                        int ndjson) {
+    if (it->comma) TRY(PUT(out, ","));
     TRY(PUT(out, K_INDEX));
     TRY(buf_put(out, it->digits, (size_t)it->nd));
     TRY(PUT(out, K_ID));
@@ -284,8 +285,8 @@ PyObject *rqs_render_native(PyObject *self, PyObject *args) {
             gathered++;
             goto done;
         }
-        total += native_size(it, (size_t)nprefix, ndjson,
-                             !ndjson && (gathered > 0 || continued));
+        it->comma = !ndjson && (gathered > 0 || continued);
+        total += native_size(it, (size_t)nprefix, ndjson);
     }
     result = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
     if (result == NULL) goto done;
@@ -294,8 +295,7 @@ PyObject *rqs_render_native(PyObject *self, PyObject *args) {
     Buf out = {PyBytes_AS_STRING(result), 0, total, 1};
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count && rc == OK; i++)
-        rc = native_write(&out, &items[i], prefix, (size_t)nprefix, ndjson,
-                          !ndjson && (i > 0 || continued));
+        rc = native_write(&out, &items[i], prefix, (size_t)nprefix, ndjson);
     Py_END_ALLOW_THREADS
     if (rc != OK || out.len != total) {
         Py_CLEAR(result);

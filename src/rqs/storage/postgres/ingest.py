@@ -88,10 +88,7 @@ class Batch:
 def _grouped(keys: list[tuple[str, str]]) -> list[int]:
     """Every position, those of one key together (keys in order of first appearance), each
     key's in their own order."""
-    groups = positions_by(keys)
-    if len(groups) == 1:
-        return next(iter(groups.values()))
-    return [pos for group in groups.values() for pos in group]
+    return [pos for group in positions_by(keys).values() for pos in group]
 
 
 def _first_occurrences(ext_ids: list[str | None]) -> tuple[list[int], list[str]]:

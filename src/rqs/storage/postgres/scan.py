@@ -9,15 +9,14 @@ only, not one index per retained day.
 Several types (a poll group: Mapp's have up to ten) are read as one ordered
 ``(domain_id, type, idx)`` range per type. When there are few ranges to merge (types
 times the days the scan spans) and no filter on the rows, PostgreSQL merges them into
-one ordered stream
-(``sql.scan_types_merged``: a Merge Append that reads each type's range only as far as
-the merge gets), streamed like a single range. Mapp's pollByType of a group on one day's
-events: 197-241k -> 282-334k events/s over HTTP. Otherwise each range is read from its
-own position and merged here with a heap, the way the SQLite backend does it: with 10
-types over 31 daily partitions the merging query took 10-19 ms to plan against 1-2 ms
-for this one. Either way every row of the ranges is read once, however the types
-interleave. Other filters (channels, excluded types, campaign) are checked on the rows
-of the range.
+one ordered stream (``sql.scan_types_merged``: a Merge Append that reads each type's
+range only as far as the merge gets), streamed like a single range. Mapp's pollByType
+of a group on one day's events: 197-241k -> 282-334k events/s over HTTP. Otherwise each
+range is read from its own position and merged here with a heap, the way the SQLite
+backend does it: with 10 types over 31 daily partitions the merging query took 10-19 ms
+to plan against 1-2 ms for this one. Either way every row of the ranges is read once,
+however the types interleave. Other filters (channels, excluded types, campaign) are
+checked on the rows of the range.
 
 Every type, one type or a few are streamed: one query per few pages, its
 rows handed over by libpq in chunks as PostgreSQL produces them, so the database keeps

@@ -6,6 +6,8 @@ parameters, so the server plans with the real values (partition pruning at plan 
 
 from __future__ import annotations
 
+import functools
+
 DAY_US = 86_400_000_000  # one events partition per UTC day of received_at
 
 # --- schema and partitions ---------------------------------------------------------
@@ -149,6 +151,7 @@ ORDER BY e.idx LIMIT %(n)s
 """
 
 
+@functools.cache
 def scan_types_merged(count: int) -> str:
     """A few types as one ordered stream: each type's range as ``SCAN_ONE_TYPE`` reads it
     (parameters ``type0`` ...), merged by PostgreSQL. The ORDER BY and LIMIT inside each
