@@ -127,7 +127,7 @@ class Rqs:
 
             return await drive(plan, [send] * plan.clients)
 
-    async def _pages(self, params: dict[str, str], after: int, want: int | None,
+    async def pages(self, params: dict[str, str], after: int, want: int | None,
                      page: int) -> Op:
         """GET /v1/events page by page from ``after`` until ``want`` events or the end."""
         op = Op()
@@ -147,14 +147,14 @@ class Rqs:
         return op
 
     async def read_type(self, plan: Plan) -> Op:
-        return await self._pages({"type": TYPE}, 0, plan.type_read, plan.page)
+        return await self.pages({"type": TYPE}, 0, plan.type_read, plan.page)
 
     async def read_range(self, plan: Plan, since: float, until: float) -> Op:
-        return await self._pages({"since": f"{since:.6f}", "until": f"{until:.6f}"}, 0, None,
+        return await self.pages({"since": f"{since:.6f}", "until": f"{until:.6f}"}, 0, None,
                                  plan.page)
 
     async def read_tail(self, plan: Plan) -> Op:
-        return await self._pages({}, plan.n // 2, None, plan.page)
+        return await self.pages({}, plan.n // 2, None, plan.page)
 
     # The Mapp-compatible calls, for the record (not part of the peer comparison).
 

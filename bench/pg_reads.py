@@ -26,15 +26,14 @@ import argparse
 import base64
 import statistics
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
 from bench.common import machine, psql, start_server, write_section
 from bench.peers import build_plan, run
-from bench.peers_stores import PAGE_TAIL, TYPE, Rqs
+from bench.peers_stores import TYPE, Op, Rqs, timed_get
 from bench.pg_raw import scratch_database
 
 PAGE = 10_000
@@ -43,50 +42,19 @@ PAGE = 10_000
 @dataclass
 class Read:
     name: str
-    events: int = 0
-    lat: list[float] = field(default_factory=list)  # seconds per request
+    op: Op
     note: str = ""
 
     def line(self) -> str:
-        total = sum(self.lat)
-        rest = f"{statistics.median(self.lat[1:]) * 1000:.1f} ms" if len(self.lat) > 1 else "-"
-        return (f"| {self.name} | {self.events:,} | {self.events / total:,.0f} | "
-                f"{self.lat[0] * 1000:.1f} ms | {rest} | {self.note} |")
+        lat, n = self.op.lat, self.op.events
+        rest = f"{statistics.median(lat[1:]) * 1000:.1f} ms" if len(lat) > 1 else "-"
+        return (f"| {self.name} | {n:,} | {n / sum(lat):,.0f} | {lat[0] * 1000:.1f} ms | "
+                f"{rest} | {self.note} |")
 
 
-async def _get(session: aiohttp.ClientSession, url: str, headers: dict[str, str],
-               params: dict[str, str] | None = None) -> tuple[bytes, float]:
-    t = time.perf_counter()
-    async with session.get(url, params=params, headers=headers) as r:
-        body = await r.read()
-    took = time.perf_counter() - t
-    if r.status != 200:
-        raise RuntimeError(f"GET {url} answered {r.status}: {body[:300]!r}")
-    return body, took
-
-
-async def native(rqs: Rqs, name: str, params: dict[str, str], after: int,
-                 want: int | None) -> Read:
-    """GET /v1/events from ``after`` following next_index, until ``want`` or the end."""
-    out = Read(name)
-    async with aiohttp.ClientSession() as session:
-        while want is None or out.events < want:
-            limit = PAGE if want is None else min(PAGE, want - out.events)
-            q = {**params, "after": str(after), "limit": str(limit)}
-            body, took = await _get(session, rqs.url + "/v1/events", rqs.headers, q)
-            out.lat.append(took)
-            out.events += body.count(b'{"index":')
-            m = PAGE_TAIL.search(body, max(0, len(body) - 200))
-            if m is None:
-                raise RuntimeError(f"no next_index in {body[-200:]!r}")
-            after = int(m.group(1)) - 1
-            if m.group(2) == b"false":
-                break
-    return out
-
-
-async def mapp_group(rqs: Rqs, want: int) -> Read:
-    out = Read("group (pollByType linkClick)")
+async def mapp_group(rqs: Rqs, want: int) -> Op:
+    """Mapp pollByType of linkClick through a server cursor, until ``want`` or none left."""
+    op = Op()
     async with aiohttp.ClientSession() as session:
         async with session.post(rqs.url + "/v1/keys", json={"name": "reads", "scope": "read"},
                                 headers=rqs.headers) as r:
@@ -94,14 +62,13 @@ async def mapp_group(rqs: Rqs, want: int) -> Read:
         secret = base64.b64encode(f"{key['id']}:{key['secret']}".encode()).decode()
         auth = {"authorization": "Basic " + secret}
         url = rqs.url + f"/api/rest/v19/async/pollByType?type=linkClick&limit={PAGE}"
-        while out.events < want:
-            body, took = await _get(session, url, auth)
-            got = body.count(b'{"queueId":')
+        while op.events < want:
+            got = (await timed_get(session, op, url, auth)).count(b'{"queueId":')
             if not got:
+                op.lat.pop()  # the empty poll that tells the end
                 break
-            out.lat.append(took)
-            out.events += got
-    return out
+            op.events += got
+    return op
 
 
 def buffers() -> tuple[int, int]:
@@ -113,15 +80,16 @@ def buffers() -> tuple[int, int]:
 
 async def reads(rqs: Rqs, n: int, type_read: int) -> list[Read]:
     alloc0, written0 = buffers()
-    first = await native(rqs, "type (first read)", {"type": TYPE}, 0, type_read)
+    first = Read("type (first read)", await rqs.pages({"type": TYPE}, 0, type_read, PAGE))
     alloc1, written1 = buffers()
     first.note = (f"{alloc1 - alloc0:,} buffers allocated, {written1 - written0:,} dirty "
                   f"ones written by backends")
     return [first,
-            await native(rqs, "type again", {"type": TYPE}, 0, type_read),
-            await mapp_group(rqs, type_read),
-            await native(rqs, "range (150,000 from the middle)", {}, n * 425 // 1000, 150_000),
-            await native(rqs, "tail (after the middle)", {}, n // 2, None)]
+            Read("type again", await rqs.pages({"type": TYPE}, 0, type_read, PAGE)),
+            Read("group (pollByType linkClick)", await mapp_group(rqs, type_read)),
+            Read("range (150,000 from the middle)",
+                 await rqs.pages({}, n * 425 // 1000, 150_000, PAGE)),
+            Read("tail (after the middle)", await rqs.pages({}, n // 2, None, PAGE))]
 
 
 def main() -> None:
